@@ -1,1 +1,25 @@
-//! Dito library.
+//! Dito: a thread-per-core, io_uring reverse proxy.
+//!
+//! **Control path** (one plain thread, may block): `cli` → `control::run` loads and validates
+//! the YAML (`config`), decides the io driver and worker layout (`worker::runtime`,
+//! `worker::cores`), binds one `SO_REUSEPORT` socket per worker (`control::listeners`), builds
+//! an immutable `snapshot::Snapshot`, and starts the workers.
+//!
+//! **Data path** (one pinned monoio runtime per worker, nothing shared that two threads
+//! write): `worker::listener` accepts → `http::session` reads and strictly parses each request
+//! head (`http::request`, `http::chunked`, `http::body`) → `pipeline::handle` runs the
+//! lifecycle (Dito's endpoints, method checks, routing, forwarding) → `http::response` writes
+//! the answer. Errors Dito answers itself are `error::ProxyError`, rendered in one place.
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod endpoints;
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod observe;
+pub mod pipeline;
+pub mod request_id;
+pub mod snapshot;
+pub mod worker;

@@ -1,0 +1,47 @@
+//! Features the config can describe but Dito cannot do yet (spec §2: "not supported yet").
+//!
+//! Using one is an error — never silently ignored. [`NOT_SUPPORTED_YET`] is the single list:
+//! when a feature lands, delete its line here and the checks at the call sites become no-ops
+//! (then delete those too).
+
+use super::Report;
+
+/// A feature that validation checks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Feature {
+    /// A top-level `tls` block.
+    TlsListener,
+    /// A `plugins` block.
+    Plugins,
+    /// A non-empty `locations[].middlewares`.
+    Middlewares,
+    /// `transport.http.force_http2: true` (global or per location).
+    UpstreamHttp2,
+    /// `locations[].enable_websocket: true`.
+    WebSocket,
+    /// An `https://` or `wss://` target URL.
+    TlsUpstream,
+    /// `transport.http.cert_file`, `key_file` or `ca_file`.
+    UpstreamTlsFiles,
+}
+
+/// What is not supported yet, and how messages name it.
+const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[
+    (Feature::TlsListener, "TLS listener"),
+    (Feature::Plugins, "plugins"),
+    (Feature::Middlewares, "middlewares"),
+    (Feature::UpstreamHttp2, "HTTP/2 upstreams"),
+    (Feature::WebSocket, "WebSocket"),
+    (Feature::TlsUpstream, "HTTPS upstreams"),
+    (
+        Feature::UpstreamTlsFiles,
+        "upstream TLS client certificates and CA files",
+    ),
+];
+
+/// Records `path: not supported yet (NAME)` if `feature` is still on the list.
+pub(crate) fn check(r: &mut Report, path: &str, feature: Feature) {
+    if let Some((_, name)) = NOT_SUPPORTED_YET.iter().find(|(f, _)| *f == feature) {
+        r.error(path, format!("not supported yet ({name})"));
+    }
+}

@@ -1,0 +1,48 @@
+//! Dito's own endpoints, answered before routing: `/healthz` and `/readyz` (spec §12).
+//!
+//! Both answer `GET` and `HEAD` only; other methods on those paths are routed like any other
+//! request. Readiness turns 503 when draining (the control-plane issue adds draining).
+
+use crate::config::Health;
+use crate::http::request::RequestHead;
+use crate::http::response::Response;
+
+#[derive(Debug, Clone)]
+pub struct HealthEndpoints {
+    enabled: bool,
+    liveness: Vec<u8>,
+    readiness: Vec<u8>,
+}
+
+impl HealthEndpoints {
+    pub fn from_config(h: &Health) -> Self {
+        HealthEndpoints {
+            enabled: h.enabled,
+            liveness: h.liveness_path.as_bytes().to_vec(),
+            readiness: h.readiness_path.as_bytes().to_vec(),
+        }
+    }
+
+    /// The response for a health request, or `None` when `head` is not one.
+    pub fn answer(&self, head: &RequestHead, request_id: &str) -> Option<Response> {
+        if !self.enabled || !(head.is_method("GET") || head.is_method("HEAD")) {
+            return None;
+        }
+        let path = head.path();
+        let body: &'static str = if path == self.liveness.as_slice() {
+            "{\"status\":\"ok\"}\n"
+        } else if path == self.readiness.as_slice() {
+            "{\"status\":\"ready\"}\n"
+        } else {
+            return None;
+        };
+        Some(
+            Response::new(200)
+                .header("Content-Type", "application/json")
+                .header("Cache-Control", "no-store")
+                .header("X-Request-ID", request_id.to_owned())
+                .header("X-Content-Type-Options", "nosniff")
+                .body(body.as_bytes().to_vec()),
+        )
+    }
+}

@@ -1,0 +1,154 @@
+//! Dito's own errors: who failed, which status that is, and the JSON envelope (spec §7).
+//!
+//! Every error Dito answers itself is a [`ProxyError`]; its status, message and details are
+//! decided here and nowhere else, and the envelope never carries internal addresses, paths or
+//! error texts. Pure data; used on worker threads.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::http::response::Response;
+use crate::http::status::reason_phrase;
+use crate::json::escape_into;
+
+/// Which side of the proxy caused an error (logged, and later used for metrics labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Internal,
+}
+
+/// An error that Dito answers itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyError {
+    /// Malformed or ambiguous request; the text is for the log only.
+    BadRequest(&'static str),
+    /// No location matched, or `OPTIONS *`.
+    NotFound,
+    /// CONNECT.
+    MethodNotAllowed,
+    /// Header or body timeout.
+    RequestTimeout,
+    /// Request line over `max_request_line_bytes`.
+    UriTooLong,
+    /// Header section over `max_header_bytes` or `max_headers`.
+    HeadersTooLarge,
+    /// `/readyz` while not ready or draining.
+    NotReady,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ProxyError::BadRequest(_) => 400,
+            ProxyError::NotFound => 404,
+            ProxyError::MethodNotAllowed => 405,
+            ProxyError::RequestTimeout => 408,
+            ProxyError::UriTooLong => 414,
+            ProxyError::HeadersTooLarge => 431,
+            ProxyError::NotReady => 503,
+        }
+    }
+
+    pub fn fault(&self) -> Fault {
+        match self {
+            ProxyError::NotReady => Fault::Internal,
+            _ => Fault::Client,
+        }
+    }
+
+    /// Whether the connection must close after this error (every framing problem does).
+    pub fn closes_connection(&self) -> bool {
+        !matches!(self, ProxyError::NotFound | ProxyError::NotReady)
+    }
+
+    /// The `message` of the envelope: the standard reason phrase (spec §7).
+    pub fn message(&self) -> &'static str {
+        reason_phrase(self.status())
+    }
+
+    /// The JSON error response with `X-Request-ID` and `nosniff` (spec §4, §7).
+    pub fn to_response(&self, request_id: &str) -> Response {
+        let mut body = Vec::with_capacity(128);
+        write_envelope(
+            &mut body,
+            self.status(),
+            self.message(),
+            None,
+            request_id,
+            unix_seconds(),
+        );
+        let mut resp = Response::new(self.status())
+            .header("Content-Type", "application/json")
+            .header("X-Request-ID", request_id.to_owned())
+            .header("X-Content-Type-Options", "nosniff")
+            .body(body);
+        if matches!(self, ProxyError::MethodNotAllowed) {
+            resp = resp.header("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE");
+        }
+        resp
+    }
+}
+
+/// Writes `{"error":{"code":C,"message":"…"[,"details":{…}]},"request_id":"…","timestamp":T}`.
+/// `details_json` is an already-serialised JSON object.
+pub fn write_envelope(
+    out: &mut Vec<u8>,
+    status: u16,
+    message: &str,
+    details_json: Option<&str>,
+    request_id: &str,
+    timestamp: u64,
+) {
+    out.extend_from_slice(b"{\"error\":{\"code\":");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.extend_from_slice(b",\"message\":\"");
+    escape_into(out, message.as_bytes());
+    out.push(b'"');
+    if let Some(d) = details_json {
+        out.extend_from_slice(b",\"details\":");
+        out.extend_from_slice(d.as_bytes());
+    }
+    out.extend_from_slice(b"},\"request_id\":\"");
+    escape_into(out, request_id.as_bytes());
+    out.extend_from_slice(b"\",\"timestamp\":");
+    out.extend_from_slice(timestamp.to_string().as_bytes());
+    out.push(b'}');
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_shape() {
+        let mut out = Vec::new();
+        write_envelope(&mut out, 404, "Not Found", None, "abc", 17);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            r#"{"error":{"code":404,"message":"Not Found"},"request_id":"abc","timestamp":17}"#
+        );
+        out.clear();
+        write_envelope(&mut out, 413, "x", Some(r#"{"limit_bytes":5}"#), "r\"q", 1);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            r#"{"error":{"code":413,"message":"x","details":{"limit_bytes":5}},"request_id":"r\"q","timestamp":1}"#
+        );
+    }
+
+    #[test]
+    fn statuses_in_one_place() {
+        assert_eq!(ProxyError::BadRequest("x").status(), 400);
+        assert_eq!(ProxyError::UriTooLong.status(), 414);
+        assert_eq!(ProxyError::HeadersTooLarge.status(), 431);
+        assert!(ProxyError::BadRequest("x").closes_connection());
+        assert!(!ProxyError::NotFound.closes_connection());
+    }
+}

@@ -1,0 +1,110 @@
+//! The read side of a downstream connection: the socket's read half and its buffer.
+//!
+//! Bytes are appended after what is still unconsumed (monoio reads overwrite from index 0
+//! unless given `slice_mut(len..)`), consumed from the front, and compacted only when more room
+//! is needed, so pipelined requests and body bytes that arrive with a head are never lost.
+//! Worker thread only.
+
+use std::io;
+use std::time::Duration;
+
+use monoio::buf::{IoBufMut, SliceMut};
+use monoio::io::AsyncReadRent;
+use monoio::time::Instant;
+
+/// Initial read buffer capacity; grows only when a head or chunk needs more.
+const INITIAL_CAPACITY: usize = 8 * 1024;
+/// Smallest free space offered to one read.
+const MIN_READ_ROOM: usize = 4 * 1024;
+
+/// Outcome of waiting for more bytes.
+#[derive(Debug)]
+pub enum ReadOutcome {
+    /// At least one byte was appended.
+    Data,
+    /// The peer closed its write side.
+    Eof,
+    /// The deadline passed first.
+    TimedOut,
+    /// The socket failed.
+    Failed(io::Error),
+}
+
+pub struct ConnReader<R> {
+    io: R,
+    buf: Vec<u8>,
+    start: usize,
+    /// Total bytes read from the client (for metrics later).
+    pub bytes_read: u64,
+}
+
+impl<R: AsyncReadRent> ConnReader<R> {
+    pub fn new(io: R) -> Self {
+        ConnReader {
+            io,
+            buf: Vec::with_capacity(INITIAL_CAPACITY),
+            start: 0,
+            bytes_read: 0,
+        }
+    }
+
+    /// Unconsumed bytes.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    pub fn has_buffered(&self) -> bool {
+        self.start < self.buf.len()
+    }
+
+    /// Marks `n` buffered bytes as used.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads more bytes after the unconsumed ones, until `deadline` (None = no deadline).
+    pub async fn fill(&mut self, deadline: Option<Instant>) -> ReadOutcome {
+        self.make_room();
+        let buf = std::mem::take(&mut self.buf);
+        let len = buf.len();
+        let slice: SliceMut<Vec<u8>> = buf.slice_mut(len..);
+        let (res, slice) = match deadline {
+            None => self.io.read(slice).await,
+            Some(d) => match monoio::time::timeout_at(d, self.io.read(slice)).await {
+                Ok(r) => r,
+                // The in-flight read is cancelled with its buffer; a timeout always ends the
+                // connection, so nothing is lost that the caller still needs.
+                Err(_) => return ReadOutcome::TimedOut,
+            },
+        };
+        self.buf = slice.into_inner();
+        match res {
+            Ok(0) => ReadOutcome::Eof,
+            Ok(n) => {
+                self.bytes_read += n as u64;
+                ReadOutcome::Data
+            }
+            Err(e) => ReadOutcome::Failed(e),
+        }
+    }
+
+    /// Same as [`fill`](Self::fill) with an idle timeout instead of a deadline.
+    pub async fn fill_within(&mut self, idle: Duration) -> ReadOutcome {
+        self.fill(Some(Instant::now() + idle)).await
+    }
+
+    /// Compacts consumed bytes away and guarantees free space for the next read.
+    fn make_room(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        if self.buf.capacity() - self.buf.len() < MIN_READ_ROOM {
+            self.buf.reserve(MIN_READ_ROOM.max(self.buf.len()));
+        }
+    }
+}

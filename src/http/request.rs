@@ -1,0 +1,469 @@
+//! Strict HTTP/1.x request-head parsing, sans IO.
+//!
+//! `parse_head` looks at the unconsumed bytes of a connection's read buffer and either asks
+//! for more, rejects the request (every framing ambiguity of spec §7's 400 row, 414, 431), or
+//! returns an owned [`RequestHead`]: the head bytes copied once, with spans for the method,
+//! target, headers, and the facts the session and pipeline need (framing, Host, keep-alive,
+//! Expect). Runs on a worker thread; touches no IO and no shared state.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use super::limits::HeadLimits;
+
+/// Why a request head was refused; the session maps each to a status and closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Malformed or ambiguous: 400, then close. The text names the cause for the log.
+    BadRequest(&'static str),
+    /// The request line is longer than `max_request_line_bytes`: 414.
+    UriTooLong,
+    /// The header section is larger than `max_header_bytes` or has too many fields: 431.
+    HeadersTooLarge,
+    /// An HTTP/2 connection preface on an HTTP/1 port: 400.
+    Http2Preface,
+}
+
+/// HTTP version of the request line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// How the request body is delimited (spec §3, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    None,
+    /// `Content-Length: n` with n > 0.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// The form of the request-target (RFC 9112 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetForm {
+    /// `/path?query`
+    Origin,
+    /// `http://authority/path?query`: the authority becomes the effective Host.
+    Absolute,
+    /// `*` (only with OPTIONS).
+    Asterisk,
+    /// `host:port`, CONNECT only; answered 405.
+    Authority,
+}
+
+type Span = Range<u32>;
+
+/// One header field as spans into [`RequestHead::raw`].
+#[derive(Debug, Clone)]
+struct HeaderSpan {
+    name: Span,
+    value: Span,
+}
+
+/// A parsed request head that owns a copy of its bytes.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    raw: Box<[u8]>,
+    method: Span,
+    target: Span,
+    path: Span,
+    query: Option<Span>,
+    host: Option<Span>,
+    headers: Vec<HeaderSpan>,
+    pub version: Version,
+    pub form: TargetForm,
+    pub framing: BodyFraming,
+    /// `Expect: 100-continue` on an HTTP/1.1 request.
+    pub expect_continue: bool,
+    /// The client allows the connection to stay open after this exchange.
+    pub keep_alive: bool,
+}
+
+fn slice<'a>(raw: &'a [u8], s: &Span) -> &'a [u8] {
+    &raw[s.start as usize..s.end as usize]
+}
+
+impl RequestHead {
+    pub fn method(&self) -> &[u8] {
+        slice(&self.raw, &self.method)
+    }
+
+    /// The request-target exactly as the client sent it.
+    pub fn target(&self) -> &[u8] {
+        slice(&self.raw, &self.target)
+    }
+
+    /// The raw path (no query, never decoded); `*` for the asterisk form.
+    pub fn path(&self) -> &[u8] {
+        slice(&self.raw, &self.path)
+    }
+
+    /// The raw query without `?`; `Some(b"")` for a bare `?`.
+    pub fn query(&self) -> Option<&[u8]> {
+        self.query.as_ref().map(|q| slice(&self.raw, q))
+    }
+
+    /// The effective Host: the absolute-form authority, else the Host header.
+    pub fn host(&self) -> Option<&[u8]> {
+        self.host.as_ref().map(|h| slice(&self.raw, h))
+    }
+
+    /// Header fields in received order and case.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|h| (slice(&self.raw, &h.name), slice(&self.raw, &h.value)))
+    }
+
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    pub fn is_method(&self, m: &str) -> bool {
+        self.method() == m.as_bytes()
+    }
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+/// Header slots kept on the stack; larger `max_headers` values use the heap.
+const STACK_HEADERS: usize = 128;
+
+/// Parses the head at the start of `buf`. `Ok(None)` means more bytes are needed.
+pub fn parse_head(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    if is_h2_preface(buf) {
+        return Err(HeadError::Http2Preface);
+    }
+    // Leading empty lines before a request line are ignored (RFC 9112 §2.2), as httparse does.
+    let lead = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line_end = match memchr::memchr(b'\n', &buf[lead..]) {
+        Some(i) => lead + i,
+        None => {
+            if buf.len() - lead > limits.max_request_line_bytes + 1 {
+                return Err(HeadError::UriTooLong);
+            }
+            return Ok(None);
+        }
+    };
+    let line_len = line_end - lead - usize::from(line_end > lead && buf[line_end - 1] == b'\r');
+    if line_len > limits.max_request_line_bytes {
+        return Err(HeadError::UriTooLong);
+    }
+    let header_start = line_end + 1;
+
+    let slots = limits.max_headers.saturating_add(1);
+    let parsed = if slots <= STACK_HEADERS {
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        run_httparse(buf, &mut headers[..slots], header_start, limits)?
+    } else {
+        let mut headers = Vec::new();
+        headers.resize_with(slots, MaybeUninit::<httparse::Header<'_>>::uninit);
+        run_httparse(buf, &mut headers, header_start, limits)?
+    };
+    Ok(parsed)
+}
+
+fn is_h2_preface(buf: &[u8]) -> bool {
+    let n = buf.len().min(H2_PREFACE.len());
+    n >= 4 && buf[..n] == H2_PREFACE[..n] && n == H2_PREFACE.len()
+}
+
+fn run_httparse<'b>(
+    buf: &'b [u8],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+    header_start: usize,
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    let mut req = httparse::Request::new(&mut []);
+    let status = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut req, buf, slots,
+    );
+    let head_len = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() - header_start > limits.max_header_bytes + 2 {
+                return Err(HeadError::HeadersTooLarge);
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
+        Err(e) => return Err(map_httparse_error(buf, e)),
+    };
+    // The header section without the request line and the final empty line.
+    let section = head_len.saturating_sub(header_start);
+    if section.saturating_sub(2) > limits.max_header_bytes {
+        return Err(HeadError::HeadersTooLarge);
+    }
+    if req.headers.len() > limits.max_headers {
+        return Err(HeadError::HeadersTooLarge);
+    }
+    let raw_head = &buf[..head_len];
+    if has_bare_lf(raw_head) {
+        return Err(HeadError::BadRequest("bare LF line ending"));
+    }
+    let head = build_head(raw_head, &req)?;
+    Ok(Some((head, head_len)))
+}
+
+fn map_httparse_error(buf: &[u8], e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::Version if buf.starts_with(b"PRI ") => HeadError::Http2Preface,
+        httparse::Error::Version => HeadError::BadRequest("invalid HTTP version"),
+        httparse::Error::Token => HeadError::BadRequest("invalid method or request-target"),
+        httparse::Error::HeaderName => HeadError::BadRequest("invalid header name"),
+        httparse::Error::HeaderValue => HeadError::BadRequest("invalid byte in header value"),
+        httparse::Error::NewLine => HeadError::BadRequest("invalid line ending"),
+        _ => HeadError::BadRequest("malformed request head"),
+    }
+}
+
+/// True when a LF in the head is not preceded by CR (leading empty lines excepted).
+fn has_bare_lf(head: &[u8]) -> bool {
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    memchr::memchr_iter(b'\n', &head[start..]).any(|i| i == 0 || head[start + i - 1] != b'\r')
+}
+
+fn span_of(base: &[u8], part: &[u8]) -> Span {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    start as u32..(start + part.len()) as u32
+}
+
+fn build_head(raw: &[u8], req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadError> {
+    if raw.len() > u32::MAX as usize {
+        return Err(HeadError::HeadersTooLarge);
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::BadRequest("incomplete request line"));
+    };
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let mut headers = Vec::with_capacity(req.headers.len());
+    let mut facts = HeaderFacts::default();
+    for h in req.headers.iter() {
+        facts.observe(raw, h.name, h.value, version)?;
+        headers.push(HeaderSpan {
+            name: span_of(raw, h.name.as_bytes()),
+            value: span_of(raw, h.value),
+        });
+    }
+    let framing = facts.framing(version)?;
+    let target_bytes = target.as_bytes();
+    let (form, path, query, authority) = split_target(method, target_bytes)?;
+
+    let host = match (authority, facts.host) {
+        (Some(a), _) => Some(span_of(raw, a)),
+        (None, Some(h)) => Some(h),
+        (None, None) if version == Version::Http11 => {
+            return Err(HeadError::BadRequest("missing Host header"));
+        }
+        (None, None) => None,
+    };
+    let keep_alive = match version {
+        Version::Http11 => !facts.conn_close,
+        Version::Http10 => facts.conn_keep_alive && !facts.conn_close,
+    };
+    Ok(RequestHead {
+        method: span_of(raw, method.as_bytes()),
+        target: span_of(raw, target_bytes),
+        path: span_of(raw, path),
+        query: query.map(|q| span_of(raw, q)),
+        host,
+        headers,
+        version,
+        form,
+        framing,
+        expect_continue: facts.expect_continue && version == Version::Http11,
+        keep_alive,
+        raw: raw.into(),
+    })
+}
+
+type TargetParts<'a> = (TargetForm, &'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
+
+fn split_target<'a>(method: &str, target: &'a [u8]) -> Result<TargetParts<'a>, HeadError> {
+    if method == "CONNECT" {
+        return Ok((TargetForm::Authority, target, None, Some(target)));
+    }
+    if target.contains(&b'#') {
+        return Err(HeadError::BadRequest("fragment in request-target"));
+    }
+    if target == b"*" {
+        if method != "OPTIONS" {
+            return Err(HeadError::BadRequest("asterisk-form request-target without OPTIONS"));
+        }
+        return Ok((TargetForm::Asterisk, target, None, None));
+    }
+    if target.first() == Some(&b'/') {
+        let (path, query) = split_query(target);
+        return Ok((TargetForm::Origin, path, query, None));
+    }
+    let rest = strip_prefix_ci(target, b"http://")
+        .or_else(|| strip_prefix_ci(target, b"https://"))
+        .ok_or(HeadError::BadRequest("invalid request-target"))?;
+    let auth_end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let authority = &rest[..auth_end];
+    if !is_valid_authority(authority) {
+        return Err(HeadError::BadRequest("invalid authority in request-target"));
+    }
+    let after = &rest[auth_end..];
+    let (path, query) = split_query(after);
+    // An absolute-form target with an empty path means "/"; `path` then stays empty and the
+    // router treats an empty path as "/".
+    Ok((TargetForm::Absolute, path, query, Some(authority)))
+}
+
+fn split_query(t: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match memchr::memchr(b'?', t) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &s[prefix.len()..])
+}
+
+/// `uri-host [":" port]` with no userinfo: reg-name characters, an IP literal, a port.
+pub fn is_valid_authority(a: &[u8]) -> bool {
+    if a.is_empty() {
+        return false;
+    }
+    let (host, port) = if a[0] == b'[' {
+        let Some(close) = memchr::memchr(b']', a) else {
+            return false;
+        };
+        let inner = &a[1..close];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match &a[close + 1..] {
+            [] => (inner, None),
+            [b':', port @ ..] => (inner, Some(port)),
+            _ => return false,
+        }
+    } else {
+        match memchr::memrchr(b':', a) {
+            Some(i) => (&a[..i], Some(&a[i + 1..])),
+            None => (a, None),
+        }
+    };
+    let host_ok = a[0] == b'['
+        || (!host.is_empty()
+            && host.iter().all(|&b| {
+                b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
+            }));
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    host_ok && port_ok
+}
+
+/// What the header fields say about framing, Host and the connection.
+#[derive(Default)]
+struct HeaderFacts {
+    content_length: Option<u64>,
+    chunked: bool,
+    transfer_encoding_seen: bool,
+    host: Option<Span>,
+    host_count: u32,
+    conn_close: bool,
+    conn_keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl HeaderFacts {
+    fn observe(
+        &mut self,
+        raw: &[u8],
+        name: &str,
+        value: &[u8],
+        version: Version,
+    ) -> Result<(), HeadError> {
+        let n = name.as_bytes();
+        if n.eq_ignore_ascii_case(b"content-length") {
+            if self.content_length.is_some() {
+                return Err(HeadError::BadRequest("duplicate Content-Length"));
+            }
+            self.content_length = Some(parse_content_length(value)?);
+        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
+            if version == Version::Http10 {
+                return Err(HeadError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            if self.transfer_encoding_seen || !value.eq_ignore_ascii_case(b"chunked") {
+                return Err(HeadError::BadRequest("Transfer-Encoding other than chunked"));
+            }
+            self.transfer_encoding_seen = true;
+            self.chunked = true;
+        } else if n.eq_ignore_ascii_case(b"host") {
+            self.host_count += 1;
+            if self.host_count > 1 {
+                return Err(HeadError::BadRequest("duplicate Host header"));
+            }
+            if !is_valid_authority(value) {
+                return Err(HeadError::BadRequest("invalid Host header"));
+            }
+            self.host = Some(span_of(raw, value));
+        } else if n.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',') {
+                let t = token.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    self.conn_close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    self.conn_keep_alive = true;
+                }
+            }
+        } else if n.eq_ignore_ascii_case(b"expect") && value.eq_ignore_ascii_case(b"100-continue")
+        {
+            self.expect_continue = true;
+        }
+        Ok(())
+    }
+
+    fn framing(&self, _version: Version) -> Result<BodyFraming, HeadError> {
+        match (self.chunked, self.content_length) {
+            (true, Some(_)) => Err(HeadError::BadRequest(
+                "both Content-Length and Transfer-Encoding",
+            )),
+            (true, None) => Ok(BodyFraming::Chunked),
+            (false, Some(0)) | (false, None) => Ok(BodyFraming::None),
+            (false, Some(n)) => Ok(BodyFraming::Length(n)),
+        }
+    }
+}
+
+/// Digits only: no sign, no list, no whitespace inside, at most 19 digits (fits u64).
+fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
+    const BAD: HeadError = HeadError::BadRequest("malformed Content-Length");
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(BAD);
+    }
+    Ok(v.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

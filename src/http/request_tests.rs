@@ -1,0 +1,180 @@
+//! Unit tests for the request-head parser: every rejection of spec §7's 400 row and the limits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_request_line_bytes: 64,
+    max_header_bytes: 128,
+    max_headers: 4,
+};
+
+fn parse(s: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    parse_head(s, &LIMITS)
+}
+
+fn ok(s: &[u8]) -> RequestHead {
+    match parse(s) {
+        Ok(Some((h, n))) => {
+            assert_eq!(n, s.len());
+            h
+        }
+        other => panic!("expected a head for {:?}, got {other:?}", String::from_utf8_lossy(s)),
+    }
+}
+
+fn bad(s: &[u8]) -> HeadError {
+    match parse(s) {
+        Err(e) => e,
+        other => panic!("expected an error for {:?}, got {other:?}", String::from_utf8_lossy(s)),
+    }
+}
+
+#[test]
+fn simple_get() {
+    let h = ok(b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\n");
+    assert_eq!(h.method(), b"GET");
+    assert_eq!(h.path(), b"/a/b");
+    assert_eq!(h.query(), Some(&b"x=1"[..]));
+    assert_eq!(h.host(), Some(&b"example.com"[..]));
+    assert_eq!(h.framing, BodyFraming::None);
+    assert!(h.keep_alive);
+    assert_eq!(h.headers().count(), 2);
+}
+
+#[test]
+fn partial_heads_need_more() {
+    assert!(matches!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None)));
+    assert!(matches!(parse(b"GE"), Ok(None)));
+}
+
+#[test]
+fn bare_question_mark_is_an_empty_query() {
+    let h = ok(b"GET /p? HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(h.query(), Some(&b""[..]));
+}
+
+#[test]
+fn framing_rules() {
+    let h = ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
+    assert_eq!(h.framing, BodyFraming::Length(10));
+    let h = ok(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
+    assert_eq!(h.framing, BodyFraming::Chunked);
+    for s in [
+        &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ] {
+        assert!(matches!(bad(s), HeadError::BadRequest(_)), "{}", String::from_utf8_lossy(s));
+    }
+}
+
+#[test]
+fn header_syntax_rejections() {
+    for s in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A : 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\0b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\nX-A: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: u@h\r\n\r\n",
+        b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        b"GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http://u@h/ HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert!(matches!(bad(s), HeadError::BadRequest(_)), "{}", String::from_utf8_lossy(s));
+    }
+}
+
+#[test]
+fn http10_needs_no_host_and_closes_by_default() {
+    let h = ok(b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(h.version, Version::Http10);
+    assert!(!h.keep_alive);
+    assert_eq!(h.host(), None);
+    let h = ok(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(h.keep_alive);
+    let h = ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n");
+    assert!(!h.keep_alive);
+}
+
+#[test]
+fn absolute_form_authority_becomes_host() {
+    let h = ok(b"GET http://Example.com:8080/p/q?z HTTP/1.1\r\nHost: other\r\n\r\n");
+    assert_eq!(h.form, TargetForm::Absolute);
+    assert_eq!(h.host(), Some(&b"Example.com:8080"[..]));
+    assert_eq!(h.path(), b"/p/q");
+    assert_eq!(h.query(), Some(&b"z"[..]));
+    let h = ok(b"GET http://[::1]:9 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.host(), Some(&b"[::1]:9"[..]));
+    assert_eq!(h.path(), b"");
+}
+
+#[test]
+fn connect_options_star_and_preface() {
+    let h = ok(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    assert_eq!(h.form, TargetForm::Authority);
+    let h = ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(h.form, TargetForm::Asterisk);
+    assert_eq!(bad(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), HeadError::Http2Preface);
+}
+
+#[test]
+fn expect_continue_only_for_http11() {
+    let h = ok(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n");
+    assert!(h.expect_continue);
+    let h = ok(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+    assert!(!h.expect_continue);
+}
+
+#[test]
+fn request_line_limit_is_exact() {
+    // "GET " + path + " HTTP/1.1" = 64 bytes exactly passes; 65 fails.
+    let path = "/".repeat(64 - 13);
+    let at = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
+    ok(at.as_bytes());
+    let over = format!("GET {path}/ HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(bad(over.as_bytes()), HeadError::UriTooLong);
+    // Without any newline yet, a line already over the limit is refused early.
+    let long = format!("GET /{} ", "a".repeat(100));
+    assert_eq!(bad(long.as_bytes()), HeadError::UriTooLong);
+}
+
+#[test]
+fn header_section_limits_are_exact() {
+    // Header section = 128 bytes passes, 129 fails.
+    let fill = |n: usize| format!("X: {}\r\n", "v".repeat(n - 5));
+    let at = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", fill(128 - 9));
+    ok(at.as_bytes());
+    let over = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", fill(129 - 9));
+    assert_eq!(bad(over.as_bytes()), HeadError::HeadersTooLarge);
+    let four = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\n\r\n";
+    ok(four);
+    let five = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n";
+    assert_eq!(bad(five), HeadError::HeadersTooLarge);
+}
+
+#[test]
+fn authority_validation() {
+    assert!(is_valid_authority(b"example.com"));
+    assert!(is_valid_authority(b"example.com:80"));
+    assert!(is_valid_authority(b"[::1]:8080"));
+    assert!(!is_valid_authority(b""));
+    assert!(!is_valid_authority(b"a/b"));
+    assert!(!is_valid_authority(b"a:port"));
+    assert!(!is_valid_authority(b"[::1"));
+}

@@ -1,0 +1,113 @@
+//! The request lifecycle on one screen, independent of the client protocol.
+//!
+//! A codec (HTTP/1.1 today, HTTP/2 later) parses a request head and hands it here together
+//! with a [`Downstream`]: the request body source and the response sink of that protocol.
+//! The phases, in order:
+//!
+//! 1. **Dito's own endpoints** — `/healthz`, `/readyz` — answered before routing (spec §12).
+//! 2. **Method checks** — CONNECT → 405, `OPTIONS *` → 404 (spec §3).
+//! 3. **Route** — first matching location in config order; none → 404 (spec §3).
+//! 4. **Forward** — upstream request, response relay (the proxying issue fills this in).
+//! 5. **Observe** — metrics and the access line (the observability issue).
+//!
+//! Every exit is visible in [`handle`]. Runs on a worker thread; it never touches another
+//! worker's state.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use monoio::time::Instant;
+
+use crate::error::ProxyError;
+use crate::http::body::BodyError;
+use crate::http::request::{RequestHead, TargetForm};
+use crate::http::response::Response;
+use crate::worker::state::WorkerState;
+
+/// The client side of one exchange, whatever its protocol.
+pub trait Downstream {
+    /// Appends up to `max` request-body bytes to `out`; `Ok(0)` means the body is complete.
+    /// The first call answers a pending `Expect: 100-continue`.
+    fn read_body(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, BodyError>>;
+
+    /// Sends a complete response. `close` asks the protocol to end the connection after it.
+    fn send_response(
+        &mut self,
+        resp: &Response,
+        close: bool,
+    ) -> impl Future<Output = io::Result<()>>;
+}
+
+/// Per-request facts that every phase may read.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub request_id: String,
+    /// When the head was parsed: the start of `X-Response-Time` and the duration metric.
+    pub started: Instant,
+    pub peer: SocketAddr,
+}
+
+impl RequestCtx {
+    pub fn new(head: &RequestHead, peer: SocketAddr, worker: &WorkerState) -> Self {
+        RequestCtx {
+            request_id: worker.ids.for_request(head.header("x-request-id")),
+            started: Instant::now(),
+            peer,
+        }
+    }
+}
+
+/// What the connection should do after the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// A response was (at least partly) written.
+    pub sent: bool,
+    /// The connection must close.
+    pub close: bool,
+}
+
+/// Runs one request through every phase and answers it.
+pub async fn handle<D: Downstream>(
+    worker: &WorkerState,
+    head: &RequestHead,
+    ctx: &RequestCtx,
+    down: &mut D,
+) -> Outcome {
+    let generation = worker.generation();
+
+    // 1. Dito's own endpoints, before routing.
+    if let Some(resp) = generation.health.answer(head, &ctx.request_id) {
+        return respond(down, &resp, false).await;
+    }
+
+    // 2. Methods and target forms that never reach a location.
+    if head.form == TargetForm::Authority {
+        return respond_error(down, &ProxyError::MethodNotAllowed, ctx).await;
+    }
+    if head.form == TargetForm::Asterisk {
+        return respond_error(down, &ProxyError::NotFound, ctx).await;
+    }
+
+    // 3. Route. No proxying yet: the proxying issue adds locations, forwarding and relay.
+    respond_error(down, &ProxyError::NotFound, ctx).await
+}
+
+async fn respond_error<D: Downstream>(down: &mut D, err: &ProxyError, ctx: &RequestCtx) -> Outcome {
+    let resp = err.to_response(&ctx.request_id);
+    respond(down, &resp, err.closes_connection()).await
+}
+
+async fn respond<D: Downstream>(down: &mut D, resp: &Response, close: bool) -> Outcome {
+    match down.send_response(resp, close).await {
+        Ok(()) => Outcome { sent: true, close },
+        Err(_) => Outcome {
+            sent: true,
+            close: true,
+        },
+    }
+}

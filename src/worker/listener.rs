@@ -1,0 +1,40 @@
+//! The accept loop of one worker on its own `SO_REUSEPORT` socket (design §5 step 1).
+//!
+//! Each accepted connection gets `TCP_NODELAY` and its own task, split into owned read and
+//! write halves for the HTTP/1.1 session. Accept errors (EMFILE, ENFILE, ECONNABORTED) never
+//! end the loop: they are logged at most once per second and retried after a short pause.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::io::Splitable;
+use monoio::net::TcpListener;
+use monoio::time::Instant;
+
+use crate::http::session;
+use crate::worker::state::WorkerState;
+
+/// Pause after a failed accept, so fd exhaustion does not spin the core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+pub async fn accept_loop(listener: TcpListener, worker: Rc<WorkerState>) {
+    let mut last_warn: Option<Instant> = None;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                // Without it, small responses wait for delayed ACKs (monoio-notes).
+                let _ = stream.set_nodelay(true);
+                let (rd, wr) = stream.into_split();
+                monoio::spawn(session::serve(rd, wr, peer, worker.clone()));
+            }
+            Err(e) => {
+                let now = Instant::now();
+                if last_warn.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                    tracing::warn!(worker = worker.id, error = %e, "accept failed");
+                    last_warn = Some(now);
+                }
+                monoio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Per-worker state (design §4 "worker" tier): `!Send`, owned by one core.
+//!
+//! Holds the worker's current [`Generation`] (its view of a snapshot, with its own clones of
+//! anything that has interior caches), the request-ID generator, and later the upstream
+//! pools and counters. Requests clone the `Rc` of the generation they start with, so a reload
+//! never changes a request mid-flight.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::endpoints::HealthEndpoints;
+use crate::http::limits::SessionLimits;
+use crate::request_id::IdGenerator;
+use crate::snapshot::Snapshot;
+
+/// One worker's view of one configuration generation.
+#[derive(Debug)]
+pub struct Generation {
+    pub snapshot: Arc<Snapshot>,
+    pub limits: SessionLimits,
+    pub health: HealthEndpoints,
+}
+
+impl Generation {
+    pub fn prepare(snapshot: Arc<Snapshot>) -> Generation {
+        Generation {
+            limits: snapshot.session_limits,
+            health: snapshot.health.clone(),
+            snapshot,
+        }
+    }
+}
+
+pub struct WorkerState {
+    pub id: usize,
+    pub ids: IdGenerator,
+    generation: RefCell<Rc<Generation>>,
+}
+
+impl WorkerState {
+    pub fn new(id: usize, snapshot: Arc<Snapshot>) -> Self {
+        WorkerState {
+            id,
+            ids: IdGenerator::new(),
+            generation: RefCell::new(Rc::new(Generation::prepare(snapshot))),
+        }
+    }
+
+    /// The generation new requests start on.
+    pub fn generation(&self) -> Rc<Generation> {
+        self.generation.borrow().clone()
+    }
+
+    pub fn session_limits(&self) -> SessionLimits {
+        self.generation.borrow().limits
+    }
+}
