@@ -57,9 +57,9 @@ where
         };
         first = false;
         let ctx = RequestCtx::new(&head, peer, &worker);
-        let mut exchange = H1Exchange::new(&mut reader, &mut writer, &head, &limits);
+        let mut exchange = H1Exchange::new(&mut reader, &mut writer, &head, &limits, &ctx);
         let outcome = pipeline::handle(&worker, &head, &ctx, &mut exchange).await;
-        let keep = !outcome.close && exchange.keeps_connection() && exchange.drain().await;
+        let keep = !outcome.close && exchange.keeps_connection() && exchange.drain().await.is_ok();
         if !keep {
             if outcome.sent {
                 linger_close(&mut reader, &mut writer).await;
@@ -154,6 +154,7 @@ async fn linger_close<R: AsyncReadRent, W: AsyncWriteRent>(
 pub struct H1Exchange<'c, R, W> {
     reader: &'c mut ConnReader<R>,
     writer: &'c mut ConnWriter<W>,
+    request_id: &'c str,
     body: BodyReader,
     body_idle: Duration,
     head_only: bool,
@@ -171,9 +172,11 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
         writer: &'c mut ConnWriter<W>,
         head: &RequestHead,
         limits: &SessionLimits,
+        ctx: &'c RequestCtx,
     ) -> Self {
         let body = BodyReader::new(head.framing, limits.head.max_header_bytes);
         H1Exchange {
+            request_id: &ctx.request_id,
             continue_pending: head.expect_continue && !body.is_done(),
             reader,
             writer,
@@ -201,26 +204,38 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
         self.sent && !self.close_after
     }
 
-    /// Reads and discards the rest of a small request body; false when the connection must
-    /// close instead.
-    async fn drain(&mut self) -> bool {
+    /// Reads and discards the rest of a small request body. `Ok(false)` when it is larger
+    /// than [`DRAIN_LIMIT`]: the connection must close instead.
+    async fn drain(&mut self) -> Result<bool, BodyError> {
         let mut scratch = Vec::new();
         let mut total = 0u64;
         while !self.body.is_done() {
             scratch.clear();
-            match self
+            total += self
                 .body
                 .read_into(self.reader, &mut scratch, 16 * 1024, self.body_idle)
-                .await
-            {
-                Ok(n) => total += n as u64,
-                Err(_) => return false,
-            }
+                .await? as u64;
             if total > DRAIN_LIMIT {
-                return false;
+                return Ok(false);
             }
         }
-        true
+        Ok(true)
+    }
+
+    /// Before Dito answers a request whose small body is still unread, reads that body, so a
+    /// malformed one is answered 400 (not with a reply that pretends the request was fine)
+    /// and a good one leaves the connection reusable. Returns the error to answer instead.
+    async fn settle_body(&mut self) -> Result<Option<ProxyError>, io::Error> {
+        if self.body.is_done() || !self.client_keep_alive || !self.body_allows_reuse() {
+            return Ok(None);
+        }
+        match self.drain().await {
+            Ok(_) => Ok(None),
+            Err(BodyError::Malformed(e)) => Ok(Some(ProxyError::BadRequest(e.reason()))),
+            Err(BodyError::IdleTimeout) => Ok(Some(ProxyError::RequestTimeout)),
+            Err(BodyError::Truncated) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Err(BodyError::Io(e)) => Err(e),
+        }
     }
 }
 
@@ -241,7 +256,19 @@ impl<R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'_, R, W> {
     }
 
     async fn send_response(&mut self, resp: &Response, close: bool) -> io::Result<()> {
-        let close = close || !self.client_keep_alive || !self.body_allows_reuse();
+        let replaced = match self.settle_body().await {
+            Ok(r) => r.map(|err| err.to_response(self.request_id)),
+            Err(e) => {
+                self.sent = true;
+                self.close_after = true;
+                return Err(e);
+            }
+        };
+        let close = close
+            || replaced.is_some()
+            || !self.client_keep_alive
+            || !self.body.is_done();
+        let resp = replaced.as_ref().unwrap_or(resp);
         let directive = if close {
             ConnectionDirective::Close
         } else {
