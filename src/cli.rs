@@ -12,10 +12,20 @@ use clap::{Parser, Subcommand};
 use crate::config;
 
 #[derive(Debug, Parser)]
-#[command(name = "dito", version, about = "A thread-per-core io_uring reverse proxy")]
+#[command(
+    name = "dito",
+    version,
+    about = "A thread-per-core io_uring reverse proxy"
+)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(short = 'f', long = "config", value_name = "FILE", default_value = "config.yaml", global = true)]
+    #[arg(
+        short = 'f',
+        long = "config",
+        value_name = "FILE",
+        default_value = "config.yaml",
+        global = true
+    )]
     pub config: PathBuf,
     /// Serve CPU profiles on `profiler.listen`.
     #[arg(long = "enable-profiler", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -89,7 +99,7 @@ fn check(path: &std::path::Path) -> i32 {
             0
         }
         Err(e) => {
-            eprint!("{e}");
+            eprintln!("{e}");
             1
         }
     }
@@ -108,14 +118,20 @@ mod tests {
 
     #[test]
     fn go_style_flags_are_rewritten() {
-        assert_eq!(norm(&["dito", "-f", "x.yaml"]), ["dito", "--config", "x.yaml"]);
+        assert_eq!(
+            norm(&["dito", "-f", "x.yaml"]),
+            ["dito", "--config", "x.yaml"]
+        );
         assert_eq!(norm(&["dito", "-f=x.yaml"]), ["dito", "--config=x.yaml"]);
         assert_eq!(norm(&["dito", "--f", "x"]), ["dito", "--config", "x"]);
         assert_eq!(
             norm(&["dito", "-enable-profiler=false"]),
             ["dito", "--enable-profiler=false"]
         );
-        assert_eq!(norm(&["dito", "check", "-f", "c"]), ["dito", "check", "--config", "c"]);
+        assert_eq!(
+            norm(&["dito", "check", "-f", "c"]),
+            ["dito", "check", "--config", "c"]
+        );
     }
 
     #[test]
@@ -123,8 +139,22 @@ mod tests {
         let c = Cli::try_parse_from(normalize_args(
             ["dito", "-f=a.yaml", "-enable-profiler"].map(OsString::from),
         ));
-        assert!(matches!(c, Ok(Cli { enable_profiler: Some(true), .. })));
-        let c = Cli::try_parse_from(normalize_args(["dito", "check", "-f", "b"].map(OsString::from)));
-        assert!(matches!(c, Ok(Cli { command: Some(Command::Check), .. })));
+        assert!(matches!(
+            c,
+            Ok(Cli {
+                enable_profiler: Some(true),
+                ..
+            })
+        ));
+        let c = Cli::try_parse_from(normalize_args(
+            ["dito", "check", "-f", "b"].map(OsString::from),
+        ));
+        assert!(matches!(
+            c,
+            Ok(Cli {
+                command: Some(Command::Check),
+                ..
+            })
+        ));
     }
 }

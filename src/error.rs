@@ -84,7 +84,10 @@ impl ProxyError {
             .header("X-Content-Type-Options", "nosniff")
             .body(body);
         if matches!(self, ProxyError::MethodNotAllowed) {
-            resp = resp.header("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE");
+            resp = resp.header(
+                "Allow",
+                "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE",
+            );
         }
         resp
     }

@@ -16,7 +16,9 @@ fn dito() -> Dito {
 }
 
 fn is_hex32(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[test]
@@ -60,21 +62,63 @@ fn client_request_id_is_kept_when_valid_and_replaced_when_not() {
 
 /// Every framing ambiguity and syntax error of spec §7's 400 row.
 const BAD_REQUESTS: &[(&str, &[u8])] = &[
-    ("CL and TE", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
-    ("differing CL", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
-    ("malformed CL", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3x\r\n\r\nabc"),
-    ("negative CL", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
-    ("TE not chunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
-    ("TE chunked twice", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
-    ("TE in HTTP/1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-    ("bad chunk size", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"),
-    ("bad chunk line", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n"),
-    ("obs-fold", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n"),
-    ("NUL in value", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n"),
-    ("CR in value", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n"),
-    ("space before colon", b"GET / HTTP/1.1\r\nHost: a\r\nX-A : 1\r\n\r\n"),
+    (
+        "CL and TE",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ),
+    (
+        "differing CL",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    ),
+    (
+        "malformed CL",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3x\r\n\r\nabc",
+    ),
+    (
+        "negative CL",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+    ),
+    (
+        "TE not chunked",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+    ),
+    (
+        "TE chunked twice",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+    ),
+    (
+        "TE in HTTP/1.0",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ),
+    (
+        "bad chunk size",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    ),
+    (
+        "bad chunk line",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+    ),
+    (
+        "obs-fold",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n",
+    ),
+    (
+        "NUL in value",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n",
+    ),
+    (
+        "CR in value",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n",
+    ),
+    (
+        "space before colon",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A : 1\r\n\r\n",
+    ),
     ("missing Host", b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n"),
-    ("duplicate Host", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+    (
+        "duplicate Host",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    ),
     ("invalid method", b"G{T / HTTP/1.1\r\nHost: a\r\n\r\n"),
     ("invalid version", b"GET / HTTP/1.7\r\nHost: a\r\n\r\n"),
     ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
@@ -208,7 +252,11 @@ fn keep_alive_and_pipelining_answer_in_order() {
     let r3 = c.read_response_for(true);
     let r4 = c.read_response();
     assert_eq!(
-        [r2.header("x-request-id"), r3.header("x-request-id"), r4.header("x-request-id")],
+        [
+            r2.header("x-request-id"),
+            r3.header("x-request-id"),
+            r4.header("x-request-id")
+        ],
         [Some("two"), Some("three"), Some("four")]
     );
     assert_eq!((r2.status, r3.status, r4.status), (404, 404, 200));
@@ -256,7 +304,9 @@ fn http10_closes_after_the_response_unless_keep_alive() {
 fn expect_continue_without_a_location_gets_404_and_no_100() {
     let d = dito();
     let mut c = Client::connect(d.addr);
-    c.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    c.send(
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
     let r = c.read_response();
     assert_eq!(r.status, 404, "a 100 must not precede the final answer");
     assert_eq!(r.header("connection"), Some("close"));
@@ -275,7 +325,10 @@ fn connect_options_star_and_absolute_form() {
 
     let r = request(d.addr, b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(r.status, 404);
-    let r = request(d.addr, b"GET http://example.com/healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = request(
+        d.addr,
+        b"GET http://example.com/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     assert_eq!(r.status, 200, "absolute-form path is matched");
 }
 
@@ -283,7 +336,10 @@ fn connect_options_star_and_absolute_form() {
 fn health_endpoints_answer_before_routing() {
     let d = dito();
     let r = get(d.addr, "/healthz");
-    assert_eq!((r.status, r.body_str().as_str()), (200, "{\"status\":\"ok\"}\n"));
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "{\"status\":\"ok\"}\n")
+    );
     let r = get(d.addr, "/readyz");
     assert_eq!(r.status, 200);
     let d = Dito::start(&config("health:\n  liveness_path: /live\n"));
@@ -318,7 +374,11 @@ fn uring_refused_is_a_startup_error_when_asked_for() {
         Err(e) => e,
     };
     assert_eq!(err.code, Some(1), "{}", err.output);
-    assert!(err.output.contains("io_uring") && err.output.contains("EPERM"), "{}", err.output);
+    assert!(
+        err.output.contains("io_uring") && err.output.contains("EPERM"),
+        "{}",
+        err.output
+    );
 }
 
 #[test]
@@ -328,7 +388,10 @@ fn auto_falls_back_to_epoll_with_one_warning_naming_the_errno() {
     let out = d.output();
     let warns: Vec<&str> = out.lines().filter(|l| l.contains("EPERM")).collect();
     assert_eq!(warns.len(), 1, "{out}");
-    assert!(warns[0].contains("WARN") && warns[0].contains("epoll"), "{out}");
+    assert!(
+        warns[0].contains("WARN") && warns[0].contains("epoll"),
+        "{out}"
+    );
     assert_eq!(get(d.addr, "/healthz").status, 200);
 
     let d = Dito::start(&driver_config("auto"));

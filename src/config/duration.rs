@@ -74,7 +74,8 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         }
         rest = &after_number[unit_len..];
     }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| format!("duration {shown} is too large"))?;
+    let secs = u64::try_from(total / 1_000_000_000)
+        .map_err(|_| format!("duration {shown} is too large"))?;
     // The remainder is below 1e9, so it fits a u32.
     let nanos = u32::try_from(total % 1_000_000_000).unwrap_or(0);
     Ok(Duration::new(secs, nanos))
@@ -100,7 +101,9 @@ fn split_number(s: &str) -> (&str, Option<&str>, &str) {
 fn component_nanos(whole: &str, fraction: &str, scale: u128) -> Option<u128> {
     let mut value: u128 = 0;
     for digit in whole.bytes() {
-        value = value.checked_mul(10)?.checked_add(u128::from(digit - b'0'))?;
+        value = value
+            .checked_mul(10)?
+            .checked_add(u128::from(digit - b'0'))?;
         if value > MAX_NANOS {
             return None;
         }

@@ -74,8 +74,7 @@ impl<'a> Fields<'a> {
         key: &'static str,
         r: &mut Report,
     ) -> Option<Vec<Option<String>>> {
-        self.get(key)
-            .and_then(|(v, p)| list(v, &p, r, |item, path, r| string(item, path, r)))
+        self.get(key).and_then(|(v, p)| list(v, &p, r, string))
     }
 
     /// A mapping of strings to strings, in file order; values of the wrong type are `None`.

@@ -215,7 +215,9 @@ impl FileConfig {
                 .section("transport", r, TransportFile::from_raw)
                 .unwrap_or_default(),
             locations: f
-                .section("locations", r, |v, p, r| list(v, p, r, LocationFile::from_raw))
+                .section("locations", r, |v, p, r| {
+                    list(v, p, r, LocationFile::from_raw)
+                })
                 .unwrap_or_default(),
         };
         f.dead("redis", r);

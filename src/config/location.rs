@@ -74,18 +74,20 @@ fn validate_one(
         }
     });
     let target_text = require(f.target_url.clone(), &at("target_url"), MISSING, r);
-    let target = target_text.as_deref().and_then(|t| match TargetUrl::parse(t) {
-        Ok(target) => {
-            if target.scheme.is_tls() {
-                unsupported::check(r, &at("target_url"), Feature::TlsUpstream);
+    let target = target_text
+        .as_deref()
+        .and_then(|t| match TargetUrl::parse(t) {
+            Ok(target) => {
+                if target.scheme.is_tls() {
+                    unsupported::check(r, &at("target_url"), Feature::TlsUpstream);
+                }
+                Some(target)
             }
-            Some(target)
-        }
-        Err(message) => {
-            r.error(&at("target_url"), message);
-            None
-        }
-    });
+            Err(message) => {
+                r.error(&at("target_url"), message);
+                None
+            }
+        });
     let enable_websocket = f.enable_websocket.unwrap_or(DEFAULT_ENABLE_WEBSOCKET);
     if enable_websocket {
         unsupported::check(r, &at("enable_websocket"), Feature::WebSocket);
@@ -180,7 +182,10 @@ fn additional_headers(f: &LocationFile, path: &str, r: &mut Report) -> Vec<(Stri
         if let Some((first, _)) = out.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
             r.error(
                 &at,
-                format!("same header as {} (names are case-insensitive)", quote(first)),
+                format!(
+                    "same header as {} (names are case-insensitive)",
+                    quote(first)
+                ),
             );
             continue;
         }
@@ -235,23 +240,26 @@ fn middlewares(f: &LocationFile, path: &str, r: &mut Report) -> Vec<String> {
 }
 
 /// Dito answers its own endpoints before routing; a location that also matches one never sees
-/// those requests.
+/// those requests. One warning per location, naming every such endpoint.
 fn warn_shadowed_endpoints(
     location: &Location,
     path: &str,
     endpoints: &[(&str, &str)],
     r: &mut Report,
 ) {
-    for (key, endpoint) in endpoints {
-        if location.regex.is_match(endpoint) {
-            r.warn(
-                &join(path, "path"),
-                format!(
-                    "also matches {} ({key}), which Dito answers itself before routing",
-                    quote(endpoint)
-                ),
-            );
-        }
+    let shadowed: Vec<String> = endpoints
+        .iter()
+        .filter(|(_, endpoint)| location.regex.is_match(endpoint))
+        .map(|(key, endpoint)| format!("{} ({key})", quote(endpoint)))
+        .collect();
+    if !shadowed.is_empty() {
+        r.warn(
+            &join(path, "path"),
+            format!(
+                "also matches {}, which Dito answers itself before routing",
+                shadowed.join(", ")
+            ),
+        );
     }
 }
 
@@ -260,11 +268,19 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    /// Compiles a pattern known to be invalid (clippy refuses invalid regex literals).
+    fn bad(pattern: &str) -> regex::Error {
+        Regex::new(pattern).unwrap_err()
+    }
+
     #[test]
     fn regex_errors_are_one_line() {
-        let err = Regex::new("^/a(").unwrap_err();
-        assert_eq!(regex_error(&err), "invalid regex: unclosed group (at character 4)");
-        let err = Regex::new("[z-a]").unwrap_err();
+        let err = bad("^/a(");
+        assert_eq!(
+            regex_error(&err),
+            "invalid regex: unclosed group (at character 4)"
+        );
+        let err = bad("[z-a]");
         assert_eq!(
             regex_error(&err),
             "invalid regex: invalid character class range, the start must be <= the end (at character 2)"

@@ -65,6 +65,9 @@ pub(crate) fn parse(yaml: &str) -> Result<Raw, Diagnostic> {
         // YAML 1.2 booleans only: `yes`/`on` stay strings, so a bool key given `yes` gets a
         // clear "expected a boolean" error and a header value `on` stays text.
         strict_booleans: true,
+        // `.nan`, `.inf` and overflowing literals such as `1e999` become floats like any
+        // other, so a misplaced one is a type error with a key path, not a fatal parse error.
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
         with_snippet: false,
     };
     serde_saphyr::from_str_with_options::<Raw>(yaml, options).map_err(|err| syntax_error(&err))
@@ -73,15 +76,12 @@ pub(crate) fn parse(yaml: &str) -> Result<Raw, Diagnostic> {
 /// Converts a parser error into a one-line diagnostic with its position.
 fn syntax_error(err: &serde_saphyr::Error) -> Diagnostic {
     let err = err.without_snippet();
-    let text = serde_saphyr::DefaultMessageFormatter.format_message(err);
+    let text = serde_saphyr::UserMessageFormatter.format_message(err);
     let message = one_line(&text);
-    let position = err
-        .location()
-        .filter(|l| l.line() > 0)
-        .map(|l| Position {
-            line: l.line(),
-            column: l.column(),
-        });
+    let position = err.location().filter(|l| l.line() > 0).map(|l| Position {
+        line: l.line(),
+        column: l.column(),
+    });
     Diagnostic {
         path: String::new(),
         message,
@@ -192,7 +192,8 @@ mod tests {
 
     #[test]
     fn scalars_keep_their_yaml_type() {
-        let raw = parse("a: 30\nb: \"30\"\nc: 1.5\nd: true\ne: yes\nf: ~\ng: 90s\nh: -3\n").unwrap();
+        let raw =
+            parse("a: 30\nb: \"30\"\nc: 1.5\nd: true\ne: yes\nf: ~\ng: 90s\nh: -3\n").unwrap();
         let Raw::Map(entries) = raw else {
             panic!("not a map")
         };

@@ -174,7 +174,10 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
         {
-            return Err(format!("invalid character {} in the host", describe_char(bad)));
+            return Err(format!(
+                "invalid character {} in the host",
+                describe_char(bad)
+            ));
         }
         (host.to_string(), port)
     };
@@ -184,12 +187,7 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
         Some(text) => match text.parse::<u16>() {
             Ok(0) => return Err("port 0 is not a valid upstream port".to_string()),
             Ok(port) if text.bytes().all(|b| b.is_ascii_digit()) => Some(port),
-            _ => {
-                return Err(format!(
-                    "invalid port {} (expected 1-65535)",
-                    quote(text)
-                ))
-            }
+            _ => return Err(format!("invalid port {} (expected 1-65535)", quote(text))),
         },
     };
     Ok((host, port))
@@ -228,7 +226,10 @@ mod tests {
     #[test]
     fn plain_hosts_ports_and_defaults() {
         let t = parse("http://example.com");
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("example.com", None, ""));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("example.com", None, "")
+        );
         assert_eq!(t.query, None);
         assert_eq!(t.effective_port(), 80);
         assert_eq!(t.host_header(), "example.com");
@@ -240,7 +241,10 @@ mod tests {
         assert_eq!(t.query.as_deref(), Some(""));
         assert_eq!(parse("wss://h").effective_port(), 443);
         assert_eq!(parse("ws://h").effective_port(), 80);
-        assert_eq!(parse("http://127.0.0.1:8080/base").host_header(), "127.0.0.1:8080");
+        assert_eq!(
+            parse("http://127.0.0.1:8080/base").host_header(),
+            "127.0.0.1:8080"
+        );
         let t = parse("http://u?q=1");
         assert_eq!((t.path.as_str(), t.query.as_deref()), ("", Some("q=1")));
     }
@@ -257,9 +261,15 @@ mod tests {
         );
         assert!(err("localhost:8080").contains("not an absolute URL"));
         assert!(err("/path").contains("not an absolute URL"));
-        assert_eq!(err("http://h:99999"), "invalid port \"99999\" (expected 1-65535)");
+        assert_eq!(
+            err("http://h:99999"),
+            "invalid port \"99999\" (expected 1-65535)"
+        );
         assert_eq!(err("http://h:x1"), "invalid port \"x1\" (expected 1-65535)");
-        assert_eq!(err("http://h:+80"), "invalid port \"+80\" (expected 1-65535)");
+        assert_eq!(
+            err("http://h:+80"),
+            "invalid port \"+80\" (expected 1-65535)"
+        );
         assert_eq!(err("http://h:/"), "empty port after ':'");
         assert!(err("http://h:0").contains("port 0"));
         assert!(err("http://user:pw@h/").contains("user information"));

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::defaults::*;
 use super::file::HttpTransportFile;
 use super::unsupported::{self, Feature};
-use super::validate::{count, duration};
+use super::validate::{count, duration, file_path};
 use super::{join, Report};
 
 /// Settings for connections to upstreams (one location's effective view).
@@ -69,14 +69,10 @@ impl TransportOverrides {
     /// `locations[0].transport.http`).
     pub(crate) fn validate(file: &HttpTransportFile, path: &str, r: &mut Report) -> Self {
         let at = |key: &str| join(path, key);
-        let file_path = |value: &Option<String>, key: &str, r: &mut Report| {
-            let value = value.as_deref()?;
-            if value.is_empty() {
-                r.error(&at(key), "must not be empty");
-                return None;
-            }
+        let tls_file = |value: &Option<String>, key: &str, r: &mut Report| {
+            let path = file_path(value, &at(key), r)?;
             unsupported::check(r, &at(key), Feature::UpstreamTlsFiles);
-            Some(PathBuf::from(value))
+            Some(path)
         };
         let out = TransportOverrides {
             dial_timeout: duration(&file.dial_timeout, &at("dial_timeout"), r),
@@ -106,9 +102,9 @@ impl TransportOverrides {
             max_conns_per_host: count(file.max_conns_per_host, &at("max_conns_per_host"), r),
             disable_compression: file.disable_compression,
             force_http2: file.force_http2,
-            cert_file: file_path(&file.cert_file, "cert_file", r),
-            key_file: file_path(&file.key_file, "key_file", r),
-            ca_file: file_path(&file.ca_file, "ca_file", r),
+            cert_file: tls_file(&file.cert_file, "cert_file", r),
+            key_file: tls_file(&file.key_file, "key_file", r),
+            ca_file: tls_file(&file.ca_file, "ca_file", r),
         };
         if out.force_http2 == Some(true) {
             unsupported::check(r, &at("force_http2"), Feature::UpstreamHttp2);
@@ -259,7 +255,8 @@ mod tests {
             &mut r,
         );
         let errors: Vec<_> = r.errors.iter().map(|d| d.render("f")).collect();
-        assert!(errors.contains(&"f: transport.http.key_file: required when cert_file is set".to_string()));
+        assert!(errors
+            .contains(&"f: transport.http.key_file: required when cert_file is set".to_string()));
         assert!(errors.contains(&"f: transport.http.cert_file: not supported yet (upstream TLS client certificates and CA files)".to_string()));
     }
 }

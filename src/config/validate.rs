@@ -20,8 +20,7 @@ use super::types::*;
 use super::unsupported::{self, Feature};
 use super::{join, Report};
 
-/// Validates the whole file. Problems are recorded in the order of the spec's table, which is
-/// also the usual order of a file.
+/// Validates the whole file (the caller sorts the diagnostics into file order afterwards).
 pub(crate) fn validate(file: &FileConfig, r: &mut Report) -> Config {
     let port = port(&file.port, r);
     let listen = parse_or(&file.listen, "listen", "an IP address", DEFAULT_LISTEN, r);
@@ -32,8 +31,8 @@ pub(crate) fn validate(file: &FileConfig, r: &mut Report) -> Config {
         duration(&file.request_timeout, "request_timeout", r).unwrap_or(DEFAULT_REQUEST_TIMEOUT);
     let shutdown_delay =
         duration(&file.shutdown_delay, "shutdown_delay", r).unwrap_or(DEFAULT_SHUTDOWN_DELAY);
-    let shutdown_timeout = duration(&file.shutdown_timeout, "shutdown_timeout", r)
-        .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
+    let shutdown_timeout =
+        duration(&file.shutdown_timeout, "shutdown_timeout", r).unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
     let logging = logging(file, r);
     let metrics = metrics(file, r);
     let health = health(file, r);
@@ -59,13 +58,26 @@ pub(crate) fn validate(file: &FileConfig, r: &mut Report) -> Config {
     let global_transport = TransportOverrides::validate(&file.transport.http, "transport.http", r);
     let endpoints = endpoints(&health, &metrics);
     let locations = location::validate_all(&file.locations, &global_transport, &endpoints, r);
+    let hot_reload = file.hot_reload.unwrap_or(DEFAULT_HOT_RELOAD);
+    if hot_reload {
+        unsupported::check(r, "hot_reload", Feature::HotReload);
+    }
+    if metrics.enabled {
+        unsupported::check(r, "metrics.enabled", Feature::Metrics);
+    }
+    if logging.format == LogFormat::Json {
+        unsupported::check(r, "logging.format", Feature::JsonLogs);
+    }
+    if logging.verbose {
+        unsupported::check(r, "logging.verbose", Feature::VerboseLogs);
+    }
     Config {
         port,
         listen,
         workers,
         pin_workers,
         io_driver,
-        hot_reload: file.hot_reload.unwrap_or(DEFAULT_HOT_RELOAD),
+        hot_reload,
         request_timeout: Some(request_timeout).filter(|d| !d.is_zero()),
         shutdown_delay,
         shutdown_timeout,
@@ -109,7 +121,7 @@ pub(crate) fn require<T>(value: Option<T>, path: &str, why: &str, r: &mut Report
 }
 
 /// A non-empty string as a path on disk.
-fn file_path(value: &Option<String>, path: &str, r: &mut Report) -> Option<PathBuf> {
+pub(crate) fn file_path(value: &Option<String>, path: &str, r: &mut Report) -> Option<PathBuf> {
     match value.as_deref() {
         Some("") => {
             r.error(path, "must not be empty");
@@ -131,7 +143,10 @@ fn parse_or<T: std::str::FromStr>(
         return default;
     };
     text.parse().unwrap_or_else(|_| {
-        r.error(path, format!("invalid value {}: expected {what}", quote(text)));
+        r.error(
+            path,
+            format!("invalid value {}: expected {what}", quote(text)),
+        );
         default
     })
 }
@@ -142,18 +157,16 @@ fn port(value: &Option<PortValue>, r: &mut Report) -> u16 {
     let number = match value {
         None => return DEFAULT_PORT,
         Some(PortValue::Number(n)) => *n,
-        Some(PortValue::Text(text)) => {
-            match text.parse::<u64>() {
-                Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => n,
-                _ => {
-                    r.error(
-                        "port",
-                        format!("invalid port {}: expected 0-65535", quote(text)),
-                    );
-                    return DEFAULT_PORT;
-                }
+        Some(PortValue::Text(text)) => match text.parse::<u64>() {
+            Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => {
+                r.error(
+                    "port",
+                    format!("invalid port {}: expected 0-65535", quote(text)),
+                );
+                return DEFAULT_PORT;
             }
-        }
+        },
     };
     u16::try_from(number).unwrap_or_else(|_| {
         r.error("port", format!("port {number} is out of range (0-65535)"));
@@ -170,7 +183,10 @@ fn pin_workers(value: &Option<PinValue>, r: &mut Report) -> PinWorkers {
         Some(PinValue::Text(text)) => {
             r.error(
                 "pin_workers",
-                format!("invalid value {}: expected auto, true or false", quote(text)),
+                format!(
+                    "invalid value {}: expected auto, true or false",
+                    quote(text)
+                ),
             );
             PinWorkers::Auto
         }
@@ -185,7 +201,10 @@ fn io_driver(value: &Option<String>, r: &mut Report) -> IoDriver {
         Some(other) => {
             r.error(
                 "io_driver",
-                format!("invalid value {}: expected auto, uring or epoll", quote(other)),
+                format!(
+                    "invalid value {}: expected auto, uring or epoll",
+                    quote(other)
+                ),
             );
             IoDriver::Auto
         }
@@ -280,7 +299,10 @@ fn health(file: &FileConfig, r: &mut Report) -> Health {
 }
 
 /// The paths Dito answers itself (enabled ones only), with their keys.
-pub(crate) fn endpoints<'c>(health: &'c Health, metrics: &'c Metrics) -> Vec<(&'static str, &'c str)> {
+pub(crate) fn endpoints<'c>(
+    health: &'c Health,
+    metrics: &'c Metrics,
+) -> Vec<(&'static str, &'c str)> {
     let mut out = Vec::new();
     if health.enabled {
         out.push(("health.liveness_path", health.liveness_path.as_str()));
@@ -400,7 +422,10 @@ fn tls(f: &TlsFile, r: &mut Report) -> Option<ListenerTls> {
                 } else {
                     r.error(
                         &format!("tls.alpn[{i}]"),
-                        format!("unsupported protocol {}: expected h2 or http/1.1", quote(item)),
+                        format!(
+                            "unsupported protocol {}: expected h2 or http/1.1",
+                            quote(item)
+                        ),
                     );
                     None
                 }

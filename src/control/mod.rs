@@ -26,7 +26,7 @@ pub fn run(path: &Path) -> i32 {
     let Loaded { config, warnings } = match config::load_file(path) {
         Ok(l) => l,
         Err(e) => {
-            eprint!("{e}");
+            eprintln!("{e}");
             return 1;
         }
     };

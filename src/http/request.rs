@@ -187,9 +187,8 @@ fn run_httparse<'b>(
     limits: &HeadLimits,
 ) -> Result<Option<(RequestHead, usize)>, HeadError> {
     let mut req = httparse::Request::new(&mut []);
-    let status = httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut req, buf, slots,
-    );
+    let status =
+        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, slots);
     let head_len = match status {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
@@ -307,7 +306,9 @@ fn split_target<'a>(method: &str, target: &'a [u8]) -> Result<TargetParts<'a>, H
     }
     if target == b"*" {
         if method != "OPTIONS" {
-            return Err(HeadError::BadRequest("asterisk-form request-target without OPTIONS"));
+            return Err(HeadError::BadRequest(
+                "asterisk-form request-target without OPTIONS",
+            ));
         }
         return Ok((TargetForm::Asterisk, target, None, None));
     }
@@ -375,9 +376,9 @@ pub fn is_valid_authority(a: &[u8]) -> bool {
     };
     let host_ok = a[0] == b'['
         || (!host.is_empty()
-            && host.iter().all(|&b| {
-                b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
-            }));
+            && host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)));
     let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
     host_ok && port_ok
 }
@@ -411,10 +412,14 @@ impl HeaderFacts {
             self.content_length = Some(parse_content_length(value)?);
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             if version == Version::Http10 {
-                return Err(HeadError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+                return Err(HeadError::BadRequest(
+                    "Transfer-Encoding in an HTTP/1.0 request",
+                ));
             }
             if self.transfer_encoding_seen || !value.eq_ignore_ascii_case(b"chunked") {
-                return Err(HeadError::BadRequest("Transfer-Encoding other than chunked"));
+                return Err(HeadError::BadRequest(
+                    "Transfer-Encoding other than chunked",
+                ));
             }
             self.transfer_encoding_seen = true;
             self.chunked = true;
@@ -436,8 +441,7 @@ impl HeaderFacts {
                     self.conn_keep_alive = true;
                 }
             }
-        } else if n.eq_ignore_ascii_case(b"expect") && value.eq_ignore_ascii_case(b"100-continue")
-        {
+        } else if n.eq_ignore_ascii_case(b"expect") && value.eq_ignore_ascii_case(b"100-continue") {
             self.expect_continue = true;
         }
         Ok(())

@@ -20,14 +20,20 @@ fn ok(s: &[u8]) -> RequestHead {
             assert_eq!(n, s.len());
             h
         }
-        other => panic!("expected a head for {:?}, got {other:?}", String::from_utf8_lossy(s)),
+        other => panic!(
+            "expected a head for {:?}, got {other:?}",
+            String::from_utf8_lossy(s)
+        ),
     }
 }
 
 fn bad(s: &[u8]) -> HeadError {
     match parse(s) {
         Err(e) => e,
-        other => panic!("expected an error for {:?}, got {other:?}", String::from_utf8_lossy(s)),
+        other => panic!(
+            "expected an error for {:?}, got {other:?}",
+            String::from_utf8_lossy(s)
+        ),
     }
 }
 
@@ -96,7 +102,11 @@ fn header_syntax_rejections() {
         b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
         b"GET http://u@h/ HTTP/1.1\r\nHost: a\r\n\r\n",
     ] {
-        assert!(matches!(bad(s), HeadError::BadRequest(_)), "{}", String::from_utf8_lossy(s));
+        assert!(
+            matches!(bad(s), HeadError::BadRequest(_)),
+            "{}",
+            String::from_utf8_lossy(s)
+        );
     }
 }
 
@@ -130,7 +140,10 @@ fn connect_options_star_and_preface() {
     assert_eq!(h.form, TargetForm::Authority);
     let h = ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(h.form, TargetForm::Asterisk);
-    assert_eq!(bad(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), HeadError::Http2Preface);
+    assert_eq!(
+        bad(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        HeadError::Http2Preface
+    );
 }
 
 #[test]

@@ -174,7 +174,12 @@ mod tests {
     fn head_keeps_length_without_body_and_http10_keep_alive() {
         let r = Response::new(200).body(b"ok\n".to_vec());
         let mut out = Vec::new();
-        encode_response(&r, ConnectionDirective::KeepAlive { http10: true }, true, &mut out);
+        encode_response(
+            &r,
+            ConnectionDirective::KeepAlive { http10: true },
+            true,
+            &mut out,
+        );
         assert_eq!(
             out,
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n"

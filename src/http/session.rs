@@ -49,7 +49,11 @@ where
             HeadRead::Reject(err, reason) => {
                 tracing::debug!(client = %peer, status = err.status(), reason, "request rejected");
                 let resp = err.to_response(&worker.ids.generate());
-                if writer.send(&resp, ConnectionDirective::Close, false).await.is_ok() {
+                if writer
+                    .send(&resp, ConnectionDirective::Close, false)
+                    .await
+                    .is_ok()
+                {
                     linger_close(&mut reader, &mut writer).await;
                 }
                 return;
@@ -264,10 +268,7 @@ impl<R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'_, R, W> {
                 return Err(e);
             }
         };
-        let close = close
-            || replaced.is_some()
-            || !self.client_keep_alive
-            || !self.body.is_done();
+        let close = close || replaced.is_some() || !self.client_keep_alive || !self.body.is_done();
         let resp = replaced.as_ref().unwrap_or(resp);
         let directive = if close {
             ConnectionDirective::Close

@@ -90,7 +90,11 @@ pub fn describe_errno(e: &io::Error) -> String {
 }
 
 /// Builds this thread's runtime with `kind` and runs the future that `make` creates on it.
-pub fn block_on<F, Fut>(kind: DriverKind, pool: DefaultThreadPool, make: F) -> io::Result<Fut::Output>
+pub fn block_on<F, Fut>(
+    kind: DriverKind,
+    pool: DefaultThreadPool,
+    make: F,
+) -> io::Result<Fut::Output>
 where
     F: FnOnce() -> Fut,
     Fut: Future,

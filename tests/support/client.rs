@@ -78,7 +78,10 @@ impl Client {
                 self.buf.extend_from_slice(&tmp[..n]);
                 true
             }
-            Err(e) => panic!("read failed: {e} (have {:?})", String::from_utf8_lossy(&self.buf)),
+            Err(e) => panic!(
+                "read failed: {e} (have {:?})",
+                String::from_utf8_lossy(&self.buf)
+            ),
         }
     }
 
@@ -113,7 +116,11 @@ impl Client {
                 resp.body = self.read_body(&resp);
                 return resp;
             }
-            assert!(self.fill(), "connection closed before a complete response head: {:?}", String::from_utf8_lossy(&self.buf));
+            assert!(
+                self.fill(),
+                "connection closed before a complete response head: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
         }
     }
 
@@ -169,7 +176,11 @@ impl Client {
 
     /// Waits up to `wait` for the server to end the connection; unread bytes are an error.
     pub fn ending(&mut self, wait: Duration) -> Ending {
-        assert!(self.buf.is_empty(), "unread bytes: {:?}", String::from_utf8_lossy(&self.buf));
+        assert!(
+            self.buf.is_empty(),
+            "unread bytes: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
         self.stream.set_read_timeout(Some(wait)).unwrap();
         let mut tmp = [0u8; 4096];
         let r = self.stream.read(&mut tmp);

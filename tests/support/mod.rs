@@ -5,7 +5,13 @@
 //! line, never a sleep. The io driver under test comes from `DITO_TEST_IO_DRIVER` (`uring`
 //! by default; `make test` runs the suite under both).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+// Test processes are not the data path: a lock around collected output lines is fine here.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_types
+)]
 
 pub mod client;
 pub mod seccomp;
