@@ -99,6 +99,9 @@ fn check(path: &std::path::Path) -> i32 {
             0
         }
         Err(e) => {
+            for w in &e.warnings {
+                eprintln!("WARN {}", w.render(&e.file));
+            }
             eprintln!("{e}");
             1
         }

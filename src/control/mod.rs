@@ -26,6 +26,10 @@ pub fn run(path: &Path) -> i32 {
     let Loaded { config, warnings } = match config::load_file(path) {
         Ok(l) => l,
         Err(e) => {
+            // Logging is not set up yet: warnings go to stderr with the errors they explain.
+            for w in &e.warnings {
+                eprintln!("WARN {}", w.render(&e.file));
+            }
             eprintln!("{e}");
             return 1;
         }

@@ -161,6 +161,7 @@ impl Dito {
                         // Let the reader threads drain what is left.
                         std::thread::sleep(Duration::from_millis(50));
                         let output = lines.all.lock().unwrap().join("\n");
+                        let _ = std::fs::remove_dir_all(&dir);
                         return Err(StartFailure {
                             code: status.code(),
                             output,
@@ -170,6 +171,7 @@ impl Dito {
                         let _ = child.kill();
                         let _ = child.wait();
                         let output = lines.all.lock().unwrap().join("\n");
+                        let _ = std::fs::remove_dir_all(&dir);
                         return Err(StartFailure { code: None, output });
                     }
                 }
