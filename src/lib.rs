@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod downstream;
 pub mod endpoints;
 pub mod error;
 pub mod http;
@@ -22,4 +23,5 @@ pub mod observe;
 pub mod pipeline;
 pub mod request_id;
 pub mod snapshot;
+pub mod sys;
 pub mod worker;

@@ -13,35 +13,15 @@
 //! Every exit is visible in [`handle`]. Runs on a worker thread; it never touches another
 //! worker's state.
 
-use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 
 use monoio::time::Instant;
 
+use crate::downstream::Downstream;
 use crate::error::ProxyError;
-use crate::http::body::BodyError;
 use crate::http::request::{RequestHead, TargetForm};
 use crate::http::response::Response;
 use crate::worker::state::WorkerState;
-
-/// The client side of one exchange, whatever its protocol.
-pub trait Downstream {
-    /// Appends up to `max` request-body bytes to `out`; `Ok(0)` means the body is complete.
-    /// The first call answers a pending `Expect: 100-continue`.
-    fn read_body(
-        &mut self,
-        out: &mut Vec<u8>,
-        max: usize,
-    ) -> impl Future<Output = Result<usize, BodyError>>;
-
-    /// Sends a complete response. `close` asks the protocol to end the connection after it.
-    fn send_response(
-        &mut self,
-        resp: &Response,
-        close: bool,
-    ) -> impl Future<Output = io::Result<()>>;
-}
 
 /// Per-request facts that every phase may read.
 #[derive(Debug)]
@@ -103,7 +83,7 @@ async fn respond_error<D: Downstream>(down: &mut D, err: &ProxyError, ctx: &Requ
 }
 
 async fn respond<D: Downstream>(down: &mut D, resp: &Response, close: bool) -> Outcome {
-    match down.send_response(resp, close).await {
+    match down.respond(resp, close).await {
         Ok(()) => Outcome { sent: true, close },
         Err(_) => Outcome {
             sent: true,

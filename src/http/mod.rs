@@ -8,8 +8,11 @@
 pub mod body;
 pub mod chunked;
 pub mod conn;
+pub mod exchange;
+pub mod headers;
 pub mod limits;
 pub mod request;
 pub mod response;
+pub mod response_head;
 pub mod session;
 pub mod status;

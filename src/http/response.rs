@@ -125,19 +125,27 @@ impl<W: AsyncWriteRent> ConnWriter<W> {
         directive: ConnectionDirective,
         head_only: bool,
     ) -> io::Result<()> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        encode_response(resp, directive, head_only, &mut buf);
-        self.write_owned(buf).await
+        encode_response(resp, directive, head_only, &mut self.buf);
+        self.flush().await
     }
 
     /// Writes raw bytes (an interim `100 Continue`, for example).
-    pub async fn send_raw(&mut self, bytes: &'static [u8]) -> io::Result<()> {
-        let (res, _) = self.io.write_all(bytes).await;
-        res.map(|n| self.bytes_written += n as u64)
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        self.flush().await
     }
 
-    async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<()> {
+    /// The pending output: callers append wire bytes here, then [`flush`](Self::flush).
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Writes whatever is pending with one owned-buffer `write_all`.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
         let (res, mut buf) = self.io.write_all(buf).await;
         if let Ok(n) = res {
             self.bytes_written += n as u64;

@@ -4,6 +4,7 @@
 //! write halves for the HTTP/1.1 session. Accept errors (EMFILE, ENFILE, ECONNABORTED) never
 //! end the loop: they are logged at most once per second and retried after a short pause.
 
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -24,8 +25,9 @@ pub async fn accept_loop(listener: TcpListener, worker: Rc<WorkerState>) {
             Ok((stream, peer)) => {
                 // Without it, small responses wait for delayed ACKs (monoio-notes).
                 let _ = stream.set_nodelay(true);
+                let fd = stream.as_raw_fd();
                 let (rd, wr) = stream.into_split();
-                monoio::spawn(session::serve(rd, wr, peer, worker.clone()));
+                monoio::spawn(session::serve(rd, wr, fd, peer, worker.clone()));
             }
             Err(e) => {
                 let now = Instant::now();

@@ -1,0 +1,310 @@
+//! The HTTP/1.1 implementation of [`Downstream`]: one request/response exchange on a client
+//! connection.
+//!
+//! [`H1Body`] streams the request body; [`H1Sink`] frames the response for this client
+//! (`Content-Length` kept, unknown lengths chunked for HTTP/1.1 and close-delimited for 1.0,
+//! 1xx only where allowed, `Connection` as needed) and aborts with a reset (SO_LINGER 0) when
+//! a response cannot be completed. Worker thread only.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+
+use super::body::{BodyError, BodyReader};
+use super::conn::ConnReader;
+use super::limits::SessionLimits;
+use super::request::{RequestHead, Version};
+use super::response::{ConnWriter, ConnectionDirective, Response};
+use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink};
+use crate::error::ProxyError;
+use crate::sys;
+
+/// An unread request body up to this size is read and discarded to keep the connection.
+pub const DRAIN_LIMIT: u64 = 64 * 1024;
+
+pub struct H1Body<'c, R> {
+    reader: &'c mut ConnReader<R>,
+    body: BodyReader,
+    idle: Duration,
+}
+
+impl<R: AsyncReadRent> BodySource for H1Body<'_, R> {
+    async fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, BodyError> {
+        self.body.read_into(self.reader, out, max, self.idle).await
+    }
+
+    fn received(&self) -> u64 {
+        self.body.received
+    }
+
+    fn is_complete(&self) -> bool {
+        self.body.is_done()
+    }
+
+    fn trailers(&self) -> &[u8] {
+        self.body.trailers()
+    }
+}
+
+impl<R: AsyncReadRent> H1Body<'_, R> {
+    /// Reads and discards the rest of a small body. `Ok(false)` when it is larger than
+    /// [`DRAIN_LIMIT`]: the connection must close instead.
+    pub async fn drain(&mut self) -> Result<bool, BodyError> {
+        let mut scratch = Vec::new();
+        let mut total = 0u64;
+        while !self.body.is_done() {
+            scratch.clear();
+            total += self.read_body(&mut scratch, 16 * 1024).await? as u64;
+            if total > DRAIN_LIMIT {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+pub struct H1Sink<'c, W> {
+    writer: &'c mut ConnWriter<W>,
+    fd: RawFd,
+    head_only: bool,
+    http10: bool,
+    client_keep_alive: bool,
+    /// The client sent `Expect: 100-continue`.
+    expects_continue: bool,
+    continue_sent: bool,
+    committed: bool,
+    chunked: bool,
+    close_after: bool,
+    aborted: bool,
+}
+
+impl<W: AsyncWriteRent> H1Sink<'_, W> {
+    fn directive(&self, close: bool) -> ConnectionDirective {
+        if close {
+            ConnectionDirective::Close
+        } else {
+            ConnectionDirective::KeepAlive {
+                http10: self.http10,
+            }
+        }
+    }
+}
+
+impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
+    async fn send_interim(&mut self, head: &OutHead<'_>) -> io::Result<bool> {
+        // 1xx never goes to HTTP/1.0 clients; 100 only to a client that asked, and once.
+        let allowed = !self.http10
+            && !self.committed
+            && match head.status {
+                100 => self.expects_continue && !self.continue_sent,
+                101 => false,
+                _ => true,
+            };
+        if !allowed {
+            return Ok(false);
+        }
+        if head.status == 100 {
+            self.continue_sent = true;
+        }
+        let out = self.writer.buffer();
+        write_status_line(out, head.status, head.reason);
+        head.headers.write_h1(out);
+        out.extend_from_slice(b"\r\n");
+        self.writer.flush().await?;
+        Ok(true)
+    }
+
+    async fn send_head(
+        &mut self,
+        head: &OutHead<'_>,
+        length: BodyLength,
+        close: bool,
+    ) -> io::Result<()> {
+        let mut close = close || !self.client_keep_alive;
+        self.chunked = false;
+        let http10 = self.http10;
+        let mut chunked = false;
+        let out = self.writer.buffer();
+        write_status_line(out, head.status, head.reason);
+        head.headers.write_h1(out);
+        match length {
+            BodyLength::None => {}
+            BodyLength::Exact(n) => {
+                out.extend_from_slice(b"Content-Length: ");
+                out.extend_from_slice(n.to_string().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            BodyLength::Unknown if http10 => close = true,
+            BodyLength::Unknown => {
+                chunked = !self.head_only;
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            }
+        }
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        self.chunked = chunked;
+        self.committed = true;
+        self.close_after = close;
+        // The head stays buffered: the first body bytes (or `finish`) go out with it.
+        Ok(())
+    }
+
+    async fn send_body(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() || self.head_only {
+            return Ok(());
+        }
+        let out = self.writer.buffer();
+        if self.chunked {
+            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(data);
+        }
+        self.writer.flush().await
+    }
+
+    async fn finish(&mut self, trailers: &[u8]) -> io::Result<()> {
+        if self.chunked {
+            let out = self.writer.buffer();
+            out.extend_from_slice(b"0\r\n");
+            out.extend_from_slice(trailers);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.writer.flush().await
+    }
+
+    fn abort(&mut self) {
+        // A reset, never a clean end: the client can always tell (spec §4).
+        sys::set_linger_zero(self.fd);
+        self.aborted = true;
+        self.close_after = true;
+    }
+
+    fn committed(&self) -> bool {
+        self.committed
+    }
+}
+
+fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One request/response exchange on an HTTP/1.1 connection.
+pub struct H1Exchange<'c, R, W> {
+    body: H1Body<'c, R>,
+    sink: H1Sink<'c, W>,
+    request_id: &'c str,
+}
+
+impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
+    pub fn new(
+        reader: &'c mut ConnReader<R>,
+        writer: &'c mut ConnWriter<W>,
+        fd: RawFd,
+        head: &RequestHead,
+        limits: &SessionLimits,
+        request_id: &'c str,
+    ) -> Self {
+        let body = BodyReader::new(head.framing, limits.head.max_header_bytes);
+        let expects_continue = head.expect_continue && !body.is_done();
+        H1Exchange {
+            body: H1Body {
+                reader,
+                body,
+                idle: limits.body_idle_timeout,
+            },
+            sink: H1Sink {
+                writer,
+                fd,
+                head_only: head.is_method("HEAD"),
+                http10: head.version == Version::Http10,
+                client_keep_alive: head.keep_alive,
+                expects_continue,
+                continue_sent: false,
+                committed: false,
+                chunked: false,
+                close_after: false,
+                aborted: false,
+            },
+            request_id,
+        }
+    }
+
+    /// Whether the connection can carry another request after this exchange.
+    pub fn keeps_connection(&self) -> bool {
+        self.sink.committed && !self.sink.close_after && self.body.body.is_done()
+    }
+
+    pub fn aborted(&self) -> bool {
+        self.sink.aborted
+    }
+
+    /// The client is waiting for a 100 that never came: it may or may not send the body.
+    fn continue_pending(&self) -> bool {
+        self.sink.expects_continue && !self.sink.continue_sent
+    }
+
+    /// Before Dito answers a request whose small body is still unread, reads that body, so a
+    /// malformed one is answered 400 and a good one leaves the connection reusable. Returns
+    /// the error to answer instead.
+    async fn settle_body(&mut self) -> Result<Option<ProxyError>, io::Error> {
+        let small = self.body.body.remaining().is_none_or(|r| r <= DRAIN_LIMIT);
+        if self.body.body.is_done()
+            || !self.sink.client_keep_alive
+            || self.continue_pending()
+            || !small
+        {
+            return Ok(None);
+        }
+        match self.body.drain().await {
+            Ok(_) => Ok(None),
+            Err(BodyError::Malformed(e)) => Ok(Some(ProxyError::BadRequest(e.reason()))),
+            Err(BodyError::IdleTimeout) => Ok(Some(ProxyError::RequestTimeout)),
+            Err(BodyError::Truncated) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Err(BodyError::Io(e)) => Err(e),
+        }
+    }
+}
+
+impl<'c, R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'c, R, W> {
+    type Body = H1Body<'c, R>;
+    type Sink = H1Sink<'c, W>;
+
+    fn parts(&mut self) -> (&mut Self::Body, &mut Self::Sink) {
+        (&mut self.body, &mut self.sink)
+    }
+
+    async fn respond(&mut self, resp: &Response, close: bool) -> io::Result<()> {
+        let replaced = match self.settle_body().await {
+            Ok(r) => r.map(|err| err.to_response(self.request_id)),
+            Err(e) => {
+                self.sink.committed = true;
+                self.sink.close_after = true;
+                return Err(e);
+            }
+        };
+        let close = close
+            || replaced.is_some()
+            || !self.sink.client_keep_alive
+            || !self.body.body.is_done();
+        let resp = replaced.as_ref().unwrap_or(resp);
+        self.sink.committed = true;
+        self.sink.close_after = close;
+        let directive = self.sink.directive(close);
+        self.sink
+            .writer
+            .send(resp, directive, self.sink.head_only)
+            .await
+    }
+}

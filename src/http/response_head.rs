@@ -1,0 +1,263 @@
+//! Strict parsing of an upstream's HTTP/1.x response head, sans IO (spec §4).
+//!
+//! Decides the body framing exactly as RFC 9112 §6.3 does for a proxy that must not be
+//! desynchronised: a Transfer-Encoding other than a single `chunked`, Content-Length together
+//! with Transfer-Encoding, differing or malformed Content-Lengths, obs-fold, or an oversized
+//! head are invalid (502, and the upstream connection is closed). Runs on a worker thread.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+/// Largest upstream response head accepted.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Most header fields in an upstream response head.
+const MAX_RESPONSE_HEADERS: usize = 256;
+
+/// How an upstream response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body (HEAD, 1xx, 204, 304, or `Content-Length: 0`).
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes.
+    Close,
+}
+
+/// Why an upstream response head is unusable (always `invalid_response`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidResponse(pub &'static str);
+
+type Span = Range<u32>;
+
+/// A parsed upstream response head that owns a copy of its bytes.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    raw: Box<[u8]>,
+    reason: Span,
+    headers: Vec<(Span, Span)>,
+    pub status: u16,
+    /// `HTTP/1.1` (true) or `HTTP/1.0`.
+    pub http11: bool,
+    pub framing: ResponseFraming,
+    /// The upstream lets the connection be reused after this response.
+    pub keep_alive: bool,
+}
+
+fn slice<'a>(raw: &'a [u8], s: &Span) -> &'a [u8] {
+    &raw[s.start as usize..s.end as usize]
+}
+
+fn span_of(base: &[u8], part: &[u8]) -> Span {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    start as u32..(start + part.len()) as u32
+}
+
+impl ResponseHead {
+    /// The reason phrase exactly as the upstream sent it.
+    pub fn reason(&self) -> &[u8] {
+        slice(&self.raw, &self.reason)
+    }
+
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|(n, v)| (slice(&self.raw, n), slice(&self.raw, v)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    pub fn is_informational(&self) -> bool {
+        self.status < 200
+    }
+}
+
+/// Parses a response head at the start of `buf`; `Ok(None)` needs more bytes.
+/// `head_request`: the request was HEAD, so the response has no body whatever it says.
+pub fn parse_response_head(
+    buf: &[u8],
+    head_request: bool,
+) -> Result<Option<(ResponseHead, usize)>, InvalidResponse> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let status = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let len = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+            return Err(InvalidResponse("response head too large"))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(InvalidResponse("too many response header fields"))
+        }
+        Err(_) => return Err(InvalidResponse("malformed response head")),
+    };
+    if len > MAX_RESPONSE_HEAD {
+        return Err(InvalidResponse("response head too large"));
+    }
+    let raw = &buf[..len];
+    let (Some(code), Some(minor)) = (resp.code, resp.version) else {
+        return Err(InvalidResponse("incomplete status line"));
+    };
+    if !(100..=999).contains(&code) {
+        return Err(InvalidResponse("invalid status code"));
+    }
+    let reason = resp.reason.unwrap_or("");
+    let mut headers = Vec::with_capacity(resp.headers.len());
+    let mut content_length: Option<u64> = None;
+    let mut te_chunked = false;
+    let mut te_seen = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let v = parse_length(h.value)?;
+            if content_length.is_some_and(|c| c != v) {
+                return Err(InvalidResponse("two different Content-Lengths"));
+            }
+            content_length = Some(v);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if te_seen || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(InvalidResponse("Transfer-Encoding other than chunked"));
+            }
+            te_seen = true;
+            te_chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for t in h.value.split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                conn_close |= t.eq_ignore_ascii_case(b"close");
+                conn_keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        headers.push((span_of(raw, name), span_of(raw, h.value)));
+    }
+    if te_chunked && content_length.is_some() {
+        return Err(InvalidResponse("both Content-Length and Transfer-Encoding"));
+    }
+    let http11 = minor == 1;
+    let bodiless = head_request || code < 200 || code == 204 || code == 304;
+    let framing = if bodiless {
+        ResponseFraming::None
+    } else if te_chunked {
+        ResponseFraming::Chunked
+    } else {
+        match content_length {
+            Some(0) => ResponseFraming::None,
+            Some(n) => ResponseFraming::Length(n),
+            None => ResponseFraming::Close,
+        }
+    };
+    let keep_alive =
+        framing != ResponseFraming::Close && !conn_close && (http11 || conn_keep_alive);
+    Ok(Some((
+        ResponseHead {
+            reason: span_of(raw, reason.as_bytes()),
+            headers,
+            status: code,
+            http11,
+            framing,
+            keep_alive,
+            raw: raw.into(),
+        },
+        len,
+    )))
+}
+
+fn parse_length(v: &[u8]) -> Result<u64, InvalidResponse> {
+    // A list of identical values ("5, 5") is one length (RFC 9110 §8.6).
+    let mut out: Option<u64> = None;
+    for part in v.split(|&b| b == b',') {
+        let p = part.trim_ascii();
+        if p.is_empty() || p.len() > 19 || !p.iter().all(u8::is_ascii_digit) {
+            return Err(InvalidResponse("malformed Content-Length"));
+        }
+        let n = p.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+        if out.is_some_and(|o| o != n) {
+            return Err(InvalidResponse("two different Content-Lengths"));
+        }
+        out = Some(n);
+    }
+    out.ok_or(InvalidResponse("malformed Content-Length"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ok(s: &[u8], head: bool) -> ResponseHead {
+        let (h, n) = parse_response_head(s, head).unwrap().unwrap();
+        assert_eq!(n, s.len());
+        h
+    }
+
+    #[test]
+    fn framings() {
+        let h = ok(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false);
+        assert_eq!(h.framing, ResponseFraming::Length(5));
+        assert!(h.keep_alive);
+        let h = ok(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        );
+        assert_eq!(h.framing, ResponseFraming::Chunked);
+        let h = ok(b"HTTP/1.1 200 OK\r\n\r\n", false);
+        assert_eq!(h.framing, ResponseFraming::Close);
+        assert!(!h.keep_alive);
+        let h = ok(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true);
+        assert_eq!(h.framing, ResponseFraming::None);
+        for s in [204u16, 304, 103] {
+            let raw = format!("HTTP/1.1 {s} X\r\nContent-Length: 5\r\n\r\n");
+            assert_eq!(ok(raw.as_bytes(), false).framing, ResponseFraming::None);
+        }
+        let h = ok(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false);
+        assert!(!h.keep_alive);
+        let h = ok(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n",
+            false,
+        );
+        assert!(!h.keep_alive);
+        let h = ok(b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n", false);
+        assert_eq!(h.framing, ResponseFraming::Length(7));
+    }
+
+    #[test]
+    fn reason_and_headers_are_kept_raw() {
+        let h = ok(
+            b"HTTP/1.1 299 Very Custom\r\nX-A: 1\r\nx-b:  2\r\n\r\n",
+            false,
+        );
+        assert_eq!(h.reason(), b"Very Custom");
+        let hs: Vec<_> = h.headers().collect();
+        assert_eq!(hs, [(&b"X-A"[..], &b"1"[..]), (&b"x-b"[..], &b"2"[..])]);
+    }
+
+    #[test]
+    fn invalid_heads() {
+        for s in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"FOO\r\n\r\n",
+        ] {
+            assert!(
+                parse_response_head(s, false).is_err(),
+                "{}",
+                String::from_utf8_lossy(s)
+            );
+        }
+        assert!(matches!(
+            parse_response_head(b"HTTP/1.1 200 OK\r\n", false),
+            Ok(None)
+        ));
+    }
+}
