@@ -70,6 +70,9 @@ pub trait ResponseSink {
     /// Sends body bytes as they are (the sink frames them).
     fn send_body(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>>;
 
+    /// Writes out whatever the sink holds (the buffered head, for example).
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>>;
+
     /// Ends the body, with trailer fields (`Name: value\r\n` lines) where they can be carried.
     fn finish(&mut self, trailers: &[u8]) -> impl Future<Output = io::Result<()>>;
 

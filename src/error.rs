@@ -18,6 +18,43 @@ pub enum Fault {
     Internal,
 }
 
+/// What went wrong with an upstream: one vocabulary for `details.upstream_error` and the
+/// metric labels (spec §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpstreamErrorKind {
+    ConnectRefused,
+    ConnectTimeout,
+    Dns,
+    Reset,
+    ConnectionLimit,
+    InvalidResponse,
+    ResponseHeaderTimeout,
+    RequestTimeout,
+}
+
+impl UpstreamErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::ConnectRefused => "connect_refused",
+            UpstreamErrorKind::ConnectTimeout => "connect_timeout",
+            UpstreamErrorKind::Dns => "dns",
+            UpstreamErrorKind::Reset => "reset",
+            UpstreamErrorKind::ConnectionLimit => "connection_limit",
+            UpstreamErrorKind::InvalidResponse => "invalid_response",
+            UpstreamErrorKind::ResponseHeaderTimeout => "response_header_timeout",
+            UpstreamErrorKind::RequestTimeout => "request_timeout",
+        }
+    }
+
+    /// 504 for the two timeouts that wait on the upstream's answer, else 502.
+    pub fn status(self) -> u16 {
+        match self {
+            UpstreamErrorKind::ResponseHeaderTimeout | UpstreamErrorKind::RequestTimeout => 504,
+            _ => 502,
+        }
+    }
+}
+
 /// An error that Dito answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyError {
@@ -35,6 +72,8 @@ pub enum ProxyError {
     HeadersTooLarge,
     /// `/readyz` while not ready or draining.
     NotReady,
+    /// The upstream failed before a response could start: 502 or 504.
+    Upstream(UpstreamErrorKind),
 }
 
 impl ProxyError {
@@ -47,19 +86,24 @@ impl ProxyError {
             ProxyError::UriTooLong => 414,
             ProxyError::HeadersTooLarge => 431,
             ProxyError::NotReady => 503,
+            ProxyError::Upstream(kind) => kind.status(),
         }
     }
 
     pub fn fault(&self) -> Fault {
         match self {
             ProxyError::NotReady => Fault::Internal,
+            ProxyError::Upstream(_) => Fault::Upstream,
             _ => Fault::Client,
         }
     }
 
     /// Whether the connection must close after this error (every framing problem does).
     pub fn closes_connection(&self) -> bool {
-        !matches!(self, ProxyError::NotFound | ProxyError::NotReady)
+        !matches!(
+            self,
+            ProxyError::NotFound | ProxyError::NotReady | ProxyError::Upstream(_)
+        )
     }
 
     /// The `message` of the envelope: the standard reason phrase (spec §7).
@@ -69,12 +113,18 @@ impl ProxyError {
 
     /// The JSON error response with `X-Request-ID` and `nosniff` (spec §4, §7).
     pub fn to_response(&self, request_id: &str) -> Response {
-        let mut body = Vec::with_capacity(128);
+        let mut body = Vec::with_capacity(160);
+        let details = match self {
+            ProxyError::Upstream(kind) => {
+                Some(format!(r#"{{"upstream_error":"{}"}}"#, kind.as_str()))
+            }
+            _ => None,
+        };
         write_envelope(
             &mut body,
             self.status(),
             self.message(),
-            None,
+            details.as_deref(),
             request_id,
             unix_seconds(),
         );

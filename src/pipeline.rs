@@ -21,6 +21,9 @@ use crate::downstream::Downstream;
 use crate::error::ProxyError;
 use crate::http::request::{RequestHead, TargetForm};
 use crate::http::response::Response;
+use crate::route::write_upstream_target;
+use crate::upstream::forward::{forward, Forward, ForwardError};
+use crate::upstream::request_head::{write_request_head, HeadInputs};
 use crate::worker::state::WorkerState;
 
 /// Per-request facts that every phase may read.
@@ -73,8 +76,55 @@ pub async fn handle<D: Downstream>(
         return respond_error(down, &ProxyError::NotFound, ctx).await;
     }
 
-    // 3. Route. No proxying yet: the proxying issue adds locations, forwarding and relay.
-    respond_error(down, &ProxyError::NotFound, ctx).await
+    // 3. Route: the first location whose pattern matches the raw path.
+    let path = head.path();
+    let Some(m) = generation.router.lookup(path) else {
+        return respond_error(down, &ProxyError::NotFound, ctx).await;
+    };
+    let (Some(route), Some(upstream)) = (
+        generation.router.get(m.index),
+        generation.routes.get(m.index),
+    ) else {
+        return respond_error(down, &ProxyError::NotFound, ctx).await;
+    };
+
+    // 4. Forward: the upstream request head (spec §3), then the exchange.
+    let mut target = Vec::with_capacity(path.len() + 64);
+    write_upstream_target(route, path, head.query(), &m, &mut target);
+    let mut upstream_head = Vec::with_capacity(512 + head.target().len());
+    write_request_head(
+        &mut upstream_head,
+        head,
+        &HeadInputs {
+            target: &target,
+            client_ip: ctx.peer.ip(),
+            proto: "http",
+            request_id: &ctx.request_id,
+            rules: &upstream.rules,
+        },
+    );
+    let fwd = Forward {
+        worker,
+        route: upstream,
+        req: head,
+        head: &upstream_head,
+        request_id: &ctx.request_id,
+        started: ctx.started,
+        request_timeout: generation.snapshot.request_timeout,
+    };
+    match forward(&fwd, down).await {
+        Ok(()) => Outcome {
+            sent: true,
+            close: false,
+        },
+        Err(ForwardError::Respond(err)) => respond_error(down, &err, ctx).await,
+        Err(ForwardError::Done) => Outcome {
+            sent: true,
+            close: true,
+        },
+    }
+
+    // 5. Observe: metrics and the access line arrive with the observability issue.
 }
 
 async fn respond_error<D: Downstream>(down: &mut D, err: &ProxyError, ctx: &RequestCtx) -> Outcome {

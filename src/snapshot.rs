@@ -4,19 +4,30 @@
 //! an `Arc`, and never mutated. Workers derive their own `Generation` from it (with their own
 //! clones of anything that has interior caches), so reading it costs no shared writes.
 
+use std::time::Duration;
+
 use crate::config::Config;
 use crate::endpoints::HealthEndpoints;
 use crate::http::limits::{HeadLimits, SessionLimits};
+use crate::route::{RouteSpec, Router};
+use crate::upstream::route::UpstreamTarget;
 
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Config,
     pub session_limits: SessionLimits,
     pub health: HealthEndpoints,
+    /// Locations in config order; workers clone it (own regex caches).
+    pub router: Router,
+    /// The upstream of each location, same order as `router`.
+    pub targets: Vec<UpstreamTarget>,
+    pub request_timeout: Option<Duration>,
 }
 
 impl Snapshot {
-    pub fn build(config: Config) -> Snapshot {
+    /// Builds the snapshot of a validated config; `Err` names a location whose pattern does
+    /// not compile as a byte regex (validation already compiled it, so this is defensive).
+    pub fn build(config: Config) -> Result<Snapshot, String> {
         let rl = &config.request_limits;
         let session_limits = SessionLimits {
             head: HeadLimits {
@@ -30,10 +41,30 @@ impl Snapshot {
             max_request_body_size: rl.max_request_body_size,
         };
         let health = HealthEndpoints::from_config(&config.health);
-        Snapshot {
+        let specs: Vec<RouteSpec> = config
+            .locations
+            .iter()
+            .map(|l| RouteSpec {
+                pattern: l.pattern.clone(),
+                target_path: l.target.path.clone(),
+                target_query: l.target.query.clone(),
+                replace_path: l.replace_path,
+            })
+            .collect();
+        let router = Router::build(&specs)
+            .map_err(|(i, e)| format!("locations[{i}].path: invalid regex: {e}"))?;
+        let targets = config
+            .locations
+            .iter()
+            .map(UpstreamTarget::from_location)
+            .collect();
+        Ok(Snapshot {
+            request_timeout: config.request_timeout,
             config,
             session_limits,
             health,
-        }
+            router,
+            targets,
+        })
     }
 }

@@ -73,7 +73,7 @@ fn start(config: Config) -> Result<(), String> {
     tracing::info!(target: STARTUP, "workers: {}, pinning: {pinning}", plan.workers);
     tracing::info!(target: STARTUP, "listening on {real_addr}");
 
-    let snapshot = Arc::new(Snapshot::build(config));
+    let snapshot = Arc::new(Snapshot::build(config)?);
     let (ready_tx, ready_rx) = mpsc::channel();
     let handles = worker::spawn(&plan, driver.kind, sockets, snapshot, ready_tx)
         .map_err(|e| format!("cannot start worker threads: {e}"))?;

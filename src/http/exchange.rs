@@ -170,6 +170,10 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
         self.writer.flush().await
     }
 
+    async fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush().await
+    }
+
     async fn finish(&mut self, trailers: &[u8]) -> io::Result<()> {
         if self.chunked {
             let out = self.writer.buffer();

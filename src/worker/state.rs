@@ -12,7 +12,11 @@ use std::sync::Arc;
 use crate::endpoints::HealthEndpoints;
 use crate::http::limits::SessionLimits;
 use crate::request_id::IdGenerator;
+use crate::route::Router;
 use crate::snapshot::Snapshot;
+use crate::upstream::connect::Resolver;
+use crate::upstream::pool::Pool;
+use crate::upstream::route::WorkerRoute;
 
 /// One worker's view of one configuration generation.
 #[derive(Debug)]
@@ -20,6 +24,10 @@ pub struct Generation {
     pub snapshot: Arc<Snapshot>,
     pub limits: SessionLimits,
     pub health: HealthEndpoints,
+    /// This worker's clone of the router: its own regex caches (design §1 "the rule").
+    pub router: Router,
+    /// Same order as `router`.
+    pub routes: Vec<WorkerRoute>,
 }
 
 impl Generation {
@@ -27,6 +35,8 @@ impl Generation {
         Generation {
             limits: snapshot.session_limits,
             health: snapshot.health.clone(),
+            router: snapshot.router.clone(),
+            routes: snapshot.targets.iter().map(WorkerRoute::prepare).collect(),
             snapshot,
         }
     }
@@ -35,6 +45,9 @@ impl Generation {
 pub struct WorkerState {
     pub id: usize,
     pub ids: IdGenerator,
+    /// Upstream connections, kept across generations.
+    pub pool: Pool,
+    pub resolver: Resolver,
     generation: RefCell<Rc<Generation>>,
 }
 
@@ -43,6 +56,8 @@ impl WorkerState {
         WorkerState {
             id,
             ids: IdGenerator::new(),
+            pool: Pool::default(),
+            resolver: Resolver::default(),
             generation: RefCell::new(Rc::new(Generation::prepare(snapshot))),
         }
     }

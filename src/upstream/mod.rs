@@ -1,0 +1,9 @@
+//! Upstreams: the per-worker connection pool, connecting (DNS off the worker), the upstream
+//! request head, and the HTTP/1.1 exchange that forwards a request and relays its answer.
+//! Worker threads only (the `UpstreamTarget`s are built on the control thread).
+
+pub mod connect;
+pub mod forward;
+pub mod pool;
+pub mod request_head;
+pub mod route;

@@ -1,0 +1,195 @@
+//! The per-worker upstream connection pool (spec §5), outside any config generation so a
+//! reload keeps it.
+//!
+//! Keyed by (scheme, host, port, a hash of the TLS settings' content). Idle connections are
+//! reused newest first and dropped once older than `idle_conn_timeout`; `max_idle_conns`
+//! (per worker) and `max_idle_conns_per_host` bound what is kept. `max_conns_per_host`
+//! counts open connections, idle or busy: at the cap a request waits for one to come back or
+//! close, up to its deadline. Every busy connection holds a [`Permit`]; dropping it (the
+//! connection was closed) frees the slot and wakes one waiter. Single-threaded: `Rc` and
+//! `RefCell`, never borrowed across an await.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+use monoio::time::Instant;
+
+/// Identity of the connections that may serve a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub scheme: &'static str,
+    pub host: Rc<str>,
+    pub port: u16,
+    /// Hash of the TLS settings' content (0 for plain HTTP).
+    pub settings: u64,
+}
+
+/// The transport limits that apply to one checkout or check-in.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolLimits {
+    pub max_idle: usize,
+    pub max_idle_per_host: usize,
+    /// 0 = unlimited.
+    pub max_conns_per_host: usize,
+    pub idle_timeout: Duration,
+}
+
+struct IdleConn {
+    stream: TcpStream,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct HostEntry {
+    idle: Vec<IdleConn>,
+    /// Open connections, idle or busy.
+    open: usize,
+    waiters: VecDeque<Waker>,
+}
+
+#[derive(Default)]
+struct Inner {
+    hosts: HashMap<PoolKey, HostEntry>,
+    total_idle: usize,
+}
+
+/// One worker's pool.
+#[derive(Clone, Default)]
+pub struct Pool {
+    inner: Rc<RefCell<Inner>>,
+}
+
+/// A slot counted against `max_conns_per_host` while a connection is busy.
+pub struct Permit {
+    pool: Rc<RefCell<Inner>>,
+    key: PoolKey,
+    armed: bool,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut inner = self.pool.borrow_mut();
+        if let Some(e) = inner.hosts.get_mut(&self.key) {
+            e.open = e.open.saturating_sub(1);
+            // Wake every waiter: some may have given up, and a lost wake would strand the rest.
+            e.waiters.drain(..).for_each(Waker::wake);
+        }
+    }
+}
+
+/// What a checkout yields: a pooled connection to reuse, or a slot to connect with.
+pub enum Checkout {
+    Reuse(TcpStream, Permit),
+    Connect(Permit),
+}
+
+impl Pool {
+    /// An idle connection or an open slot for `key`, waiting at the cap until `deadline`.
+    /// `None` when the deadline passes first (`connection_limit`).
+    /// With `reuse` false, idle connections are left alone (a retry wants a new one).
+    pub async fn checkout(
+        &self,
+        key: &PoolKey,
+        limits: PoolLimits,
+        reuse: bool,
+        deadline: Instant,
+    ) -> Option<Checkout> {
+        loop {
+            if let Some(c) = self.try_checkout(key, limits, reuse) {
+                return Some(c);
+            }
+            let woken = monoio::time::timeout_at(deadline, self.wait(key)).await;
+            if woken.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn try_checkout(&self, key: &PoolKey, limits: PoolLimits, reuse: bool) -> Option<Checkout> {
+        let mut inner = self.inner.borrow_mut();
+        let Inner { hosts, total_idle } = &mut *inner;
+        let entry = hosts.entry(key.clone()).or_default();
+        if reuse {
+            while let Some(idle) = entry.idle.pop() {
+                *total_idle -= 1;
+                if idle.since.elapsed() < limits.idle_timeout {
+                    return Some(Checkout::Reuse(idle.stream, self.permit(key)));
+                }
+                // Expired: closing it frees its slot.
+                entry.open = entry.open.saturating_sub(1);
+            }
+        }
+        if limits.max_conns_per_host == 0 || entry.open < limits.max_conns_per_host {
+            entry.open += 1;
+            return Some(Checkout::Connect(self.permit(key)));
+        }
+        None
+    }
+
+    fn permit(&self, key: &PoolKey) -> Permit {
+        Permit {
+            pool: self.inner.clone(),
+            key: key.clone(),
+            armed: true,
+        }
+    }
+
+    /// Resolves once this key's state changes (a connection came back or closed).
+    async fn wait(&self, key: &PoolKey) {
+        let mut registered = false;
+        poll_fn(|cx| {
+            if registered {
+                return Poll::Ready(());
+            }
+            registered = true;
+            let mut inner = self.inner.borrow_mut();
+            inner
+                .hosts
+                .entry(key.clone())
+                .or_default()
+                .waiters
+                .push_back(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Returns a connection that finished a clean exchange; keeps it if the limits allow,
+    /// else closes it.
+    pub fn check_in(&self, stream: TcpStream, mut permit: Permit, limits: PoolLimits) {
+        let mut inner = self.inner.borrow_mut();
+        let Inner { hosts, total_idle } = &mut *inner;
+        let Some(entry) = hosts.get_mut(&permit.key) else {
+            return;
+        };
+        if entry.idle.len() >= limits.max_idle_per_host || *total_idle >= limits.max_idle {
+            drop(inner);
+            drop(stream);
+            return; // `permit` drops here and frees the slot.
+        }
+        permit.armed = false;
+        entry.idle.push(IdleConn {
+            stream,
+            since: Instant::now(),
+        });
+        *total_idle += 1;
+        entry.waiters.drain(..).for_each(Waker::wake);
+    }
+
+    /// Idle connections kept for `key` (tests and metrics).
+    pub fn idle_count(&self, key: &PoolKey) -> usize {
+        self.inner
+            .borrow()
+            .hosts
+            .get(key)
+            .map_or(0, |e| e.idle.len())
+    }
+}

@@ -1,0 +1,89 @@
+//! Unit tests for the upstream request head: spec §3's six steps in order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::http::limits::HeadLimits;
+use crate::http::request::parse_head;
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_request_line_bytes: 8192,
+    max_header_bytes: 65536,
+    max_headers: 100,
+};
+
+fn rules() -> HeaderRules {
+    HeaderRules {
+        host: b"up.internal:8080".to_vec(),
+        excluded: vec!["cookie".into()],
+        additional: vec![("X-Added".into(), "yes".into())],
+        host_override: None,
+    }
+}
+
+fn build(raw: &[u8], rules: &HeaderRules) -> String {
+    let (req, _) = parse_head(raw, &LIMITS).unwrap().unwrap();
+    let mut out = Vec::new();
+    write_request_head(
+        &mut out,
+        &req,
+        &HeadInputs {
+            target: b"/base/x?q=1",
+            client_ip: "::ffff:10.1.2.3".parse().unwrap(),
+            proto: "http",
+            request_id: "rid",
+            rules,
+        },
+    );
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn builds_in_spec_order() {
+    let head = build(
+        b"POST /api/x?q=1 HTTP/1.1\r\nHost: front.example\r\nConnection: keep-alive, X-Drop\r\n\
+          X-Drop: 1\r\nKeep-Alive: 5\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\
+          Cookie: c=1\r\nX-Added: old\r\nX-Keep: Case\r\nX-Request-ID: bad id\r\n\
+          Transfer-Encoding: chunked\r\nTE: trailers, deflate\r\nX-Forwarded-Host: evil\r\n\r\n",
+        &rules(),
+    );
+    assert_eq!(
+        head,
+        "POST /base/x?q=1 HTTP/1.1\r\n\
+         Host: up.internal:8080\r\n\
+         X-Keep: Case\r\n\
+         TE: trailers\r\n\
+         X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.1.2.3\r\n\
+         X-Forwarded-Host: front.example\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Added: yes\r\n\
+         X-Request-ID: rid\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+}
+
+#[test]
+fn connection_cannot_remove_dito_headers_and_host_override_wins() {
+    let mut r = rules();
+    r.host_override = Some("override.example".into());
+    let head = build(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Forwarded-For, X-Request-ID\r\n\
+          X-Forwarded-For: 9.9.9.9\r\nContent-Length: 3\r\n\r\n",
+        &r,
+    );
+    assert!(head.starts_with("GET /base/x?q=1 HTTP/1.1\r\nHost: override.example\r\n"));
+    assert!(head.contains("X-Forwarded-For: 10.1.2.3\r\n"), "{head}");
+    assert!(head.contains("X-Request-ID: rid\r\n"));
+    assert!(head.ends_with("Content-Length: 3\r\n\r\n"));
+    assert!(!head.contains("9.9.9.9"));
+}
+
+#[test]
+fn excluded_headers_apply_to_forwarded_fields_too() {
+    let mut r = rules();
+    r.excluded = vec!["x-forwarded-for".into(), "x-forwarded-proto".into()];
+    let head = build(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    assert!(!head.contains("X-Forwarded-For"));
+    assert!(!head.contains("X-Forwarded-Proto"));
+    assert!(head.contains("X-Forwarded-Host: h\r\n"));
+}
