@@ -51,8 +51,10 @@ pub fn run(path: &Path) -> i32 {
 
 fn start(config: Config) -> Result<(), String> {
     let driver = runtime::choose_driver(config.io_driver)?;
-    let plan = cores::plan(config.workers, config.pin_workers);
-    let addr = SocketAddr::new(config.listen, config.port);
+    let (workers, pin, listen, port) = (config.workers, config.pin_workers, config.listen, config.port);
+    let snapshot = Arc::new(Snapshot::build(config)?);
+    let plan = cores::plan(workers, pin);
+    let addr = SocketAddr::new(listen, port);
     let (sockets, real_addr) = listeners::bind_all(addr, plan.workers)?;
 
     tracing::info!(target: STARTUP, "Dito {} starting", env!("CARGO_PKG_VERSION"));
@@ -73,7 +75,6 @@ fn start(config: Config) -> Result<(), String> {
     tracing::info!(target: STARTUP, "workers: {}, pinning: {pinning}", plan.workers);
     tracing::info!(target: STARTUP, "listening on {real_addr}");
 
-    let snapshot = Arc::new(Snapshot::build(config)?);
     let (ready_tx, ready_rx) = mpsc::channel();
     let handles = worker::spawn(&plan, driver.kind, sockets, snapshot, ready_tx)
         .map_err(|e| format!("cannot start worker threads: {e}"))?;
