@@ -7,7 +7,7 @@ UPSTREAM ?= 127.0.0.1:8080
 PROFILE  ?= release
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-unit test-blackbox lint fmt update-config clean
+.PHONY: help build run test test-unit test-blackbox lint fmt update-config clean bench bench-quick
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -38,6 +38,16 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 fmt: ## Format the workspace
 	$(CARGO) fmt --all
+
+bench: ## Benchmark Dito vs nginx vs HAProxy, all scenarios (bench/README.md; LAYOUT=pinned etc.)
+	$(CARGO) build --release --workspace
+	bash bench/setup.sh
+	BENCH_COMMAND="make bench" python3 bench/run.py
+
+bench-quick: ## Quick benchmark: ka-small + ka-16k, 2 rounds, a few minutes
+	$(CARGO) build --release --workspace
+	bash bench/setup.sh
+	BENCH_COMMAND="make bench-quick" python3 bench/run.py --quick
 
 clean: ## Remove build output and the rendered run config
 	$(CARGO) clean

@@ -48,11 +48,6 @@ impl<R: AsyncReadRent> ConnReader<R> {
         }
     }
 
-    /// The socket half back, with whatever was still buffered dropped.
-    pub fn into_inner(self) -> R {
-        self.io
-    }
-
     /// Unconsumed bytes.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..]

@@ -12,17 +12,16 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::time::Instant;
 
 use super::connect;
-use super::pool::{Checkout, Permit};
+use super::pool::{Checkout, Permit, UpstreamConn};
 use super::route::WorkerRoute;
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::http::body::BodyError;
-use crate::http::conn::{ConnReader, ReadOutcome};
+use crate::http::conn::ReadOutcome;
 use crate::http::request::{BodyFraming, RequestHead};
 use crate::http::response_head::{parse_response_head, ResponseFraming, ResponseHead};
 use crate::relay::{self, headers, RelayError};
@@ -88,7 +87,7 @@ async fn acquire(
     f: &Forward<'_>,
     reuse: bool,
     request_deadline: Option<Instant>,
-) -> Result<(TcpStream, Permit, bool), ForwardError> {
+) -> Result<(UpstreamConn, Permit, bool), ForwardError> {
     let t = &f.route.transport;
     let fail = |k| ForwardError::Respond(ProxyError::Upstream(k));
     let dial_deadline = Instant::now() + t.dial_timeout;
@@ -100,7 +99,7 @@ async fn acquire(
             .await
             .ok_or(fail(UpstreamErrorKind::ConnectionLimit))?;
         match checkout {
-            Checkout::Reuse(stream, permit) => Ok((stream, permit, true)),
+            Checkout::Reuse(conn, permit) => Ok((conn, permit, true)),
             Checkout::Connect(permit) => {
                 let addrs = f
                     .worker
@@ -111,7 +110,7 @@ async fn acquire(
                 let stream = connect::connect(&addrs, t.dial_timeout, t.keep_alive)
                     .await
                     .map_err(fail)?;
-                Ok((stream, permit, false))
+                Ok((UpstreamConn::new(stream), permit, false))
             }
         }
     };
@@ -133,14 +132,19 @@ enum Upload {
 
 async fn exchange<D: Downstream>(
     f: &Forward<'_>,
-    stream: TcpStream,
+    conn: UpstreamConn,
     permit: Permit,
     request_deadline: Option<Instant>,
     down: &mut D,
 ) -> Attempt {
-    let (rd, mut wr) = stream.into_split();
-    let mut up = ConnReader::new(rd);
-    let (res, _) = wr.write_all(f.head.to_vec()).await;
+    let UpstreamConn {
+        reader: mut up,
+        writer: mut wr,
+        head_buf: mut head,
+    } = conn;
+    head.clear();
+    head.extend_from_slice(f.head);
+    let (res, head) = wr.write_all(head).await;
     if res.is_err() {
         return Attempt::FailedEarly(UpstreamErrorKind::Reset);
     }
@@ -269,9 +273,12 @@ async fn exchange<D: Downstream>(
         (final_head.keep_alive && reusable(&final_head), state)
     };
     if matches!(state, Upload::Sent) && keep_upstream && !up.has_buffered() {
-        if let Ok(stream) = up.into_inner().reunite(wr) {
-            f.worker.pool.check_in(stream, permit, f.route.pool_limits);
-        }
+        let conn = UpstreamConn {
+            reader: up,
+            writer: wr,
+            head_buf: head,
+        };
+        f.worker.pool.check_in(conn, permit, f.route.pool_limits);
     }
     Attempt::Done
 }

@@ -16,8 +16,12 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use monoio::io::Splitable;
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
 use monoio::net::TcpStream;
 use monoio::time::Instant;
+
+use crate::http::conn::ConnReader;
 
 /// Identity of the connections that may serve a request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,8 +43,28 @@ pub struct PoolLimits {
     pub idle_timeout: Duration,
 }
 
+/// An upstream connection with the buffers it keeps between exchanges, so a reused
+/// connection costs no allocation.
+pub struct UpstreamConn {
+    pub reader: ConnReader<OwnedReadHalf<TcpStream>>,
+    pub writer: OwnedWriteHalf<TcpStream>,
+    /// Reusable buffer for the request head.
+    pub head_buf: Vec<u8>,
+}
+
+impl UpstreamConn {
+    pub fn new(stream: TcpStream) -> Self {
+        let (rd, wr) = stream.into_split();
+        UpstreamConn {
+            reader: ConnReader::new(rd),
+            writer: wr,
+            head_buf: Vec::with_capacity(1024),
+        }
+    }
+}
+
 struct IdleConn {
-    stream: TcpStream,
+    conn: UpstreamConn,
     since: Instant,
 }
 
@@ -87,7 +111,7 @@ impl Drop for Permit {
 
 /// What a checkout yields: a pooled connection to reuse, or a slot to connect with.
 pub enum Checkout {
-    Reuse(TcpStream, Permit),
+    Reuse(UpstreamConn, Permit),
     Connect(Permit),
 }
 
@@ -121,7 +145,7 @@ impl Pool {
             while let Some(idle) = entry.idle.pop() {
                 *total_idle -= 1;
                 if idle.since.elapsed() < limits.idle_timeout {
-                    return Some(Checkout::Reuse(idle.stream, self.permit(key)));
+                    return Some(Checkout::Reuse(idle.conn, self.permit(key)));
                 }
                 // Expired: closing it frees its slot.
                 entry.open = entry.open.saturating_sub(1);
@@ -164,7 +188,7 @@ impl Pool {
 
     /// Returns a connection that finished a clean exchange; keeps it if the limits allow,
     /// else closes it.
-    pub fn check_in(&self, stream: TcpStream, mut permit: Permit, limits: PoolLimits) {
+    pub fn check_in(&self, conn: UpstreamConn, mut permit: Permit, limits: PoolLimits) {
         let mut inner = self.inner.borrow_mut();
         let Inner { hosts, total_idle } = &mut *inner;
         let Some(entry) = hosts.get_mut(&permit.key) else {
@@ -172,12 +196,12 @@ impl Pool {
         };
         if entry.idle.len() >= limits.max_idle_per_host || *total_idle >= limits.max_idle {
             drop(inner);
-            drop(stream);
+            drop(conn);
             return; // `permit` drops here and frees the slot.
         }
         permit.armed = false;
         entry.idle.push(IdleConn {
-            stream,
+            conn,
             since: Instant::now(),
         });
         *total_idle += 1;

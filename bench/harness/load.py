@@ -1,0 +1,87 @@
+"""The load generators: wrk (default) or oha, one run -> one dict.
+
+A run's dict: requests (completed), seconds, rps, p50_us, p99_us, non2xx, socket_errors,
+errors (= non2xx + socket_errors) and the tool's raw counters.
+"""
+
+import json
+import os
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WRK_SCRIPT = os.path.join(HERE, "wrk-report.lua")
+
+# oha reports the requests still in flight when -z ends as this "error"; it is not one.
+OHA_NOT_ERRORS = ("aborted due to deadline",)
+
+
+def _run(name, argv, cpus, timeout):
+    """Run argv (under taskset when cpus), bounded by timeout; return its stdout."""
+    if cpus:
+        argv = ["taskset", "-c", cpus] + list(argv)
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=timeout)
+    finally:
+        if child.poll() is None:  # timeout, Ctrl-C or an error: end it by PID
+            child.kill()
+            child.wait(timeout=5)
+    if child.returncode != 0:
+        raise RuntimeError(f"{name} exited with {child.returncode}: "
+                           f"{err.decode(errors='replace')[-800:]}")
+    return out.decode(errors="replace")
+
+
+def wrk(url, conns, seconds, threads, close, cpus, wrk_bin="wrk"):
+    argv = [wrk_bin, "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s",
+            "--timeout", "10s", "-s", WRK_SCRIPT]
+    if close:
+        argv += ["-H", "Connection: close"]
+    argv.append(url)
+    out = _run("wrk", argv, cpus, seconds + 30)
+    line = next((ln for ln in out.splitlines() if ln.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no WRKJSON line:\n{out[-800:]}")
+    w = json.loads(line[len("WRKJSON "):])
+    secs = w["duration_us"] / 1e6
+    sock = w["connect"] + w["read"] + w["write"] + w["timeout"]
+    return {
+        "requests": w["requests"], "seconds": secs, "rps": w["requests"] / secs,
+        "p50_us": w["p50_us"], "p99_us": w["p99_us"],
+        "non2xx": w["status"], "socket_errors": sock, "errors": w["status"] + sock,
+        "raw": w,
+    }
+
+
+def oha(url, conns, seconds, threads, close, cpus, oha_bin="oha"):
+    del threads  # oha sizes its own runtime
+    argv = [oha_bin, "-z", f"{seconds}s", "-c", str(conns), "--no-tui",
+            "--output-format", "json"]
+    if close:
+        argv.append("--disable-keepalive")
+    argv.append(url)
+    out = _run("oha", argv, cpus, seconds + 30)
+    o = json.loads(out[out.index("{"):])
+    codes = {int(k): v for k, v in (o.get("statusCodeDistribution") or {}).items()}
+    done = sum(codes.values())
+    non2xx = sum(v for k, v in codes.items() if not 200 <= k < 300)
+    errs = {k: v for k, v in (o.get("errorDistribution") or {}).items()
+            if not k.startswith(OHA_NOT_ERRORS)}
+    secs = o["summary"]["total"]
+    lat = o.get("latencyPercentiles") or {}
+    return {
+        "requests": done, "seconds": secs, "rps": done / secs if secs else 0.0,
+        "p50_us": (lat.get("p50") or 0) * 1e6, "p99_us": (lat.get("p99") or 0) * 1e6,
+        "non2xx": non2xx, "socket_errors": sum(errs.values()),
+        "errors": non2xx + sum(errs.values()),
+        "raw": {"summary": o["summary"], "status": codes, "errors": errs},
+    }
+
+
+def run(tool, url, conns, seconds, threads, close, cpus, tools):
+    if tool == "wrk":
+        return wrk(url, conns, seconds, threads, close, cpus, tools.get("wrk", "wrk"))
+    if tool == "oha":
+        return oha(url, conns, seconds, threads, close, cpus, tools.get("oha", "oha"))
+    raise ValueError(f"unknown load generator {tool!r} (wrk or oha)")

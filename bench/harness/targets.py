@@ -1,0 +1,125 @@
+"""Starting the backend and the targets from the templates in bench/peers/.
+
+A Target is a name, a port and the process whose CPU time and peak RSS are charged to it
+(for `direct`, the backend itself).
+"""
+
+import os
+import shutil
+import subprocess
+
+from . import procs
+
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS = os.path.join(BENCH, "peers")
+BODY_SIZES = (13, 16384, 1048576)  # the /bytes/N paths nginx-as-origin serves from files
+
+
+def find_tool(name, tools_dir):
+    for cand in (os.path.join(tools_dir, "bin", name), shutil.which(name),
+                 f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def version(argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (r.stdout + r.stderr).decode(errors="replace").strip().splitlines()
+    return text[0].strip() if text else "?"
+
+
+def render(template, dest, values):
+    with open(os.path.join(PEERS, template)) as f:
+        text = f.read()
+    for key, val in values.items():
+        text = text.replace("{{" + key + "}}", str(val))
+    if "{{" in text:
+        raise RuntimeError(f"{template}: unrendered placeholder in {dest}")
+    with open(dest, "w") as f:
+        f.write(text)
+    return dest
+
+
+class Target:
+    def __init__(self, name, port, proc):
+        self.name = name
+        self.port = port
+        self.proc = proc  # charged with CPU time and RSS
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def _www(tmp):
+    """Files with the bytes dito-echo's /bytes/N sends (a..z repeating)."""
+    d = os.path.join(tmp, "www", "bytes")
+    os.makedirs(d, exist_ok=True)
+    pattern = bytes(range(ord("a"), ord("z") + 1))
+    for n in BODY_SIZES:
+        data = (pattern * (n // 26 + 1))[:n]
+        with open(os.path.join(d, str(n)), "wb") as f:
+            f.write(data)
+    for sub in ("www", os.path.join("www", "bytes")):
+        os.chmod(os.path.join(tmp, sub), 0o755)
+
+
+def _nginx(tmp, kind, conf_values, cpus, tools):
+    os.makedirs(os.path.join(tmp, f"nginx-{kind}-tmp"), exist_ok=True)
+    conf = render(f"nginx-{kind}.conf.tmpl", os.path.join(tmp, f"nginx-{kind}.conf"),
+                  conf_values)
+    err = os.path.join(tmp, f"nginx-{kind}.error.log")
+    return procs.Proc(f"nginx-{kind}", [tools["nginx"], "-p", tmp, "-e", err, "-c", conf],
+                      cpus=cpus, log_path=os.path.join(tmp, f"nginx-{kind}.out"))
+
+
+def start_backend(kind, port, cfg, tmp, tools):
+    """The origin: `echo` (dito-echo) or `nginx` (nginx serving files); returns a Target."""
+    log = os.path.join(tmp, f"backend-{kind}.log")
+    if kind == "echo":
+        proc = procs.Proc("dito-echo", [os.path.join(cfg.bin_dir, "dito-echo"), "--listen",
+                                        f"127.0.0.1:{port}"],
+                          cpus=cfg.backend_cpus, log_path=log)
+    elif kind == "nginx":
+        _www(tmp)
+        proc = _nginx(tmp, "origin", {"DIR": tmp, "PORT": port,
+                                      "BACKEND_WORKERS": cfg.backend_workers},
+                      cfg.backend_cpus, tools)
+    else:
+        raise ValueError(f"unknown backend {kind!r} (echo or nginx)")
+    target = Target(f"{kind}-origin" if kind == "nginx" else "dito-echo", port, proc)
+    procs.wait_ready(proc, port, "/bytes/13")
+    return target
+
+
+def start_target(name, port, backend_port, cfg, tmp, tools):
+    """One proxy in front of the backend on its own port; returns a Target."""
+    values = {"DIR": tmp, "PORT": port, "BACKEND": f"127.0.0.1:{backend_port}",
+              "WORKERS": cfg.workers, "PIN_WORKERS": cfg.pin_workers,
+              "IO_DRIVER": cfg.io_driver}
+    log = os.path.join(tmp, f"{name}.log")
+    if name == "dito":
+        conf = render("dito.yaml.tmpl", os.path.join(tmp, "dito.yaml"), values)
+        proc = procs.Proc("dito", [os.path.join(cfg.bin_dir, "dito"), "-f", conf],
+                          cpus=cfg.proxy_cpus, log_path=log)
+    elif name == "nginx":
+        proc = _nginx(tmp, "proxy", values, cfg.proxy_cpus, tools)
+    elif name == "haproxy":
+        conf = render("haproxy.cfg.tmpl", os.path.join(tmp, "haproxy.cfg"), values)
+        proc = procs.Proc("haproxy", [tools["haproxy"], "-db", "-f", conf],
+                          cpus=cfg.proxy_cpus, log_path=log)
+    else:
+        raise ValueError(f"unknown target {name!r} (direct, dito, nginx, haproxy)")
+    procs.wait_ready(proc, port, "/bytes/13")
+    return Target(name, port, proc)
+
+
+def dito_startup_lines(tmp, n=8):
+    try:
+        with open(os.path.join(tmp, "dito.log"), errors="replace") as f:
+            return [ln.rstrip() for ln in f.readlines()[:n]]
+    except OSError:
+        return []

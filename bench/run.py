@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Dito's benchmark: Dito beside nginx and HAProxy, in front of the same backend, on the same
+cores, in the same run. See bench/README.md. Every option also reads an environment variable
+(the name in capitals, e.g. LAYOUT=pinned), so `make bench LAYOUT=pinned` works.
+
+    python3 bench/run.py                 # full run (make bench)
+    python3 bench/run.py --quick         # ka-small + ka-16k, 2 rounds (make bench-quick)
+    python3 bench/run.py --compare-backends   # dito-echo vs nginx as the origin (the floor)
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import load, procs, report, targets  # noqa: E402
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+
+# name -> (path, close the connection after each request, description)
+SCENARIOS = {
+    "ka-small": ("/bytes/13", False, "keep-alive, 13 B body"),
+    "ka-16k": ("/bytes/16384", False, "keep-alive, 16 KiB body"),
+    "ka-1m": ("/bytes/1048576", False, "keep-alive, 1 MiB body"),
+    "new-conn": ("/bytes/13", True, "one new connection per request (Connection: close), 13 B"),
+}
+QUICK_SCENARIOS = "ka-small,ka-16k"
+DEFAULT_BACKEND = "echo"  # measured faster than nginx-as-origin here; see bench/README.md
+LAYOUTS = {  # LAYOUT -> (load generator cpus, proxy cpus, backend cpus); "" = float
+    "unpinned": ("", "", ""),
+    "pinned": ("0", "1", "1"),
+}
+
+
+ENV_NAMES = []  # every environment variable an option reads
+
+
+def env(name, default):
+    ENV_NAMES.append(name.upper())
+    return os.environ.get(name.upper(), default)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--quick", action="store_true", default=env("bench_quick", "") not in ("", "0"),
+      help="ka-small + ka-16k, 2 rounds, shorter runs (BENCH_QUICK=1)")
+    a("--compare-backends", action="store_true",
+      help="measure dito-echo and nginx as origins (direct, no proxy) instead")
+    a("--scenarios", default=env("scenarios", ""),
+      help=f"comma list of {','.join(SCENARIOS)} (default all; quick: {QUICK_SCENARIOS})")
+    a("--targets", default=env("targets", "direct,dito,nginx,haproxy"))
+    a("--rounds", type=int, default=int(env("rounds", 0)) or None, help="default 3, quick 2")
+    a("--duration", type=int, default=int(env("duration", 0)) or None,
+      help="seconds measured per run (default 8, quick 5)")
+    a("--warmup", type=int, default=int(env("warmup", -1)), help="seconds (default 2, quick 1)")
+    a("--connections", type=int, default=int(env("connections", 64)))
+    a("--layout", default=env("layout", "unpinned"), choices=sorted(LAYOUTS))
+    a("--loadgen-cpus", default=env("loadgen_cpus", None), help="taskset list, overrides layout")
+    a("--proxy-cpus", default=env("proxy_cpus", None))
+    a("--backend-cpus", default=env("backend_cpus", None))
+    a("--workers", type=int, default=int(env("workers", 2)), help="every proxy's workers")
+    a("--backend-workers", type=int, default=int(env("backend_workers", 1)))
+    a("--backend", default=env("backend", DEFAULT_BACKEND), choices=("echo", "nginx"))
+    a("--io-driver", default=env("io_driver", "auto"), choices=("auto", "uring", "epoll"))
+    a("--pin-workers", default=env("dito_pin_workers", "false"),
+      choices=("auto", "true", "false"), help="Dito's pin_workers (DITO_PIN_WORKERS)")
+    a("--loadgen", default=env("loadgen", "wrk"), choices=("wrk", "oha"))
+    a("--wrk-threads", type=int, default=int(env("wrk_threads", 1)))
+    a("--port-base", type=int, default=int(env("port_base", 20400)))
+    a("--bin-dir", default=env("bin_dir", os.path.join(ROOT, "target", "release")))
+    a("--out", default=env("bench_out", os.path.join(BENCH, "out")))
+    a("--keep-tmp", action="store_true", help="keep the rendered configs and logs")
+    c = p.parse_args(argv)
+    c.rounds = c.rounds or (2 if c.quick else 3)
+    c.duration = c.duration or (5 if c.quick else 8)
+    c.warmup = c.warmup if c.warmup >= 0 else (1 if c.quick else 2)
+    c.scenarios = [s for s in (c.scenarios or (QUICK_SCENARIOS if c.quick else
+                                               ",".join(SCENARIOS))).split(",") if s]
+    for s in c.scenarios:
+        if s not in SCENARIOS:
+            p.error(f"unknown scenario {s!r}")
+    c.targets = [t for t in c.targets.split(",") if t]
+    lg, px, be = LAYOUTS[c.layout]
+    c.loadgen_cpus = c.loadgen_cpus if c.loadgen_cpus is not None else lg
+    c.proxy_cpus = c.proxy_cpus if c.proxy_cpus is not None else px
+    c.backend_cpus = c.backend_cpus if c.backend_cpus is not None else be
+    c.rounds = max(1, min(c.rounds, 20))  # every loop bounded
+    return c
+
+
+def sh(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                              cwd=ROOT).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def find_tools(cfg):
+    tools_dir = os.path.join(BENCH, ".tools")
+    need = [cfg.loadgen, "taskset"]
+    if cfg.backend == "nginx" or "nginx" in cfg.targets or cfg.compare_backends:
+        need.append("nginx")
+    if "haproxy" in cfg.targets and not cfg.compare_backends:
+        need.append("haproxy")
+    tools = {}
+    for name in need:
+        tools[name] = targets.find_tool(name, tools_dir)
+        if not tools[name]:
+            sys.exit(f"bench: {name} not found; run bench/setup.sh")
+    for exe in ("dito", "dito-echo"):
+        if not os.access(os.path.join(cfg.bin_dir, exe), os.X_OK):
+            sys.exit(f"bench: {cfg.bin_dir}/{exe} missing; run cargo build --release --workspace")
+    return tools
+
+
+def versions(cfg, tools):
+    v = {"dito": targets.version([os.path.join(cfg.bin_dir, "dito"), "--version"])}
+    for name, argv in (("wrk", ["-v"]), ("oha", ["--version"]), ("nginx", ["-v"]),
+                       ("haproxy", ["-v"])):
+        if name in tools:
+            v[name] = targets.version([tools[name]] + argv)
+    return v
+
+
+def measure(target, sc, cfg, tools):
+    """One run of scenario sc against target: warm-up, then the measured run."""
+    path, close, _ = SCENARIOS[sc]
+    backend = target.backend
+    if not target.proc.alive() or not backend.proc.alive():
+        return None
+    pids, bpids = target.proc.pids(), backend.proc.pids()
+    rss_reset = procs.reset_peak_rss(pids)
+    url = target.url(path)
+    if cfg.warmup:
+        load.run(cfg.loadgen, url, cfg.connections, cfg.warmup, cfg.wrk_threads, close,
+                 cfg.loadgen_cpus, tools)
+    c0, b0 = procs.cpu_seconds(pids), procs.cpu_seconds(bpids)
+    r = load.run(cfg.loadgen, url, cfg.connections, cfg.duration, cfg.wrk_threads, close,
+                 cfg.loadgen_cpus, tools)
+    c1, b1 = procs.cpu_seconds(pids), procs.cpu_seconds(bpids)
+    if not target.proc.alive():
+        print(f"bench: {target.name} died during {sc}:\n{target.proc.log_tail()}")
+        return None
+    n = max(r["requests"], 1)
+    r.update(cpu_s=c1 - c0, cpu_us_per_req=(c1 - c0) / n * 1e6,
+             backend_cpu_s=b1 - b0, backend_cpu_us_per_req=(b1 - b0) / n * 1e6,
+             rss_kib=procs.peak_rss_kib(pids), rss_reset=rss_reset, pids=len(pids))
+    return r
+
+
+def run_rounds(tlist, cfg, tools):
+    """Interleaved rounds: round k starts at the k-th target (A B C D, B C D A, ...)."""
+    runs = {sc: {t.name: [] for t in tlist} for sc in cfg.scenarios}
+    total = len(cfg.scenarios) * cfg.rounds * len(tlist)
+    done = 0
+    for sc in cfg.scenarios:
+        for rnd in range(cfg.rounds):
+            k = rnd % len(tlist)
+            for t in tlist[k:] + tlist[:k]:
+                done += 1
+                r = measure(t, sc, cfg, tools)
+                runs[sc][t.name].append(r)
+                msg = "DIED" if r is None else (
+                    f"{r['rps']:>10,.0f} req/s  p99 {r['p99_us'] / 1000:6.2f} ms  "
+                    f"cpu {r['cpu_us_per_req']:5.1f} µs/req  errors {r['errors']}")
+                print(f"[{done:>3}/{total}] {sc:<9} round {rnd + 1} {t.name:<12} {msg}",
+                      flush=True)
+                time.sleep(0.3)
+    return runs
+
+
+def describe(cfg, backend_name):
+    lay = cfg.layout
+    if any((cfg.loadgen_cpus, cfg.proxy_cpus, cfg.backend_cpus)):
+        lay += (f" (load generator cpus {cfg.loadgen_cpus or 'any'}, proxies "
+                f"{cfg.proxy_cpus or 'any'}, backend {cfg.backend_cpus or 'any'})")
+    lg = f"{cfg.loadgen} ({cfg.wrk_threads} thread)" if cfg.loadgen == "wrk" else cfg.loadgen
+    return (f"Layout {lay}; {lg} × {cfg.connections} connections; {cfg.duration} s runs after "
+            f"{cfg.warmup} s warm-up, {cfg.rounds} interleaved rounds, medians; proxies with "
+            f"{cfg.workers} workers (Dito io_driver {cfg.io_driver}, pin_workers "
+            f"{cfg.pin_workers}); backend {backend_name} ({cfg.backend_workers} worker"
+            f"{'' if cfg.backend == 'nginx' else '; thread per connection'}).")
+
+
+def main(argv):
+    cfg = parse_args(argv)
+    tools = find_tools(cfg)
+    procs.install_signal_handlers()
+    tmp = tempfile.mkdtemp(prefix="dito-bench-")
+    os.chmod(tmp, 0o755)  # nginx workers run as nobody and read www/ from here
+    started = datetime.datetime.now()
+    meta = {
+        "date": started.strftime("%Y-%m-%d %H:%M"),
+        "commit": sh(["git", "rev-parse", "--short", "HEAD"]) +
+        ("-dirty" if sh(["git", "status", "--porcelain", "--untracked-files=no"]) else ""),
+        "machine": f"{os.cpu_count()} cpus (nproc {sh(['nproc'])}), Linux "
+                   f"{platform.release()}, {platform.machine()}",
+        "loadavg_start": loadavg(),
+        "command": " ".join(["python3", "bench/run.py"] + argv) if argv else
+        "python3 bench/run.py",
+        "config": {k: v for k, v in vars(cfg).items()},
+        "versions": versions(cfg, tools),
+    }
+    if os.environ.get("BENCH_COMMAND"):  # set by the Makefile: name the make target
+        meta["command"] = " ".join(
+            [f"{k}={os.environ[k]}" for k in ENV_NAMES if k in os.environ] +
+            [os.environ["BENCH_COMMAND"]])
+    try:
+        if cfg.compare_backends:
+            ports = procs.pick_ports(cfg.port_base, 2)
+            echo = targets.start_backend("echo", ports[0], cfg, tmp, tools)
+            ngx = targets.start_backend("nginx", ports[1], cfg, tmp, tools)
+            print(f"bench: dito-echo on :{ports[0]}, nginx-origin on :{ports[1]}", flush=True)
+            echo.backend, ngx.backend = echo, ngx  # each origin is charged alone
+            tlist, refs, subject, peers = [echo, ngx], ["nginx-origin"], None, ()
+            runs = run_rounds(tlist, cfg, tools)
+            meta["title"] = "Origins compared: dito-echo vs nginx serving files (direct)"
+            meta["setup"] = describe(cfg, "each origin alone")
+        else:
+            ports = procs.pick_ports(cfg.port_base, 1 + len(cfg.targets))
+            backend = targets.start_backend(cfg.backend, ports[0], cfg, tmp, tools)
+            tlist = []
+            for name, port in zip(cfg.targets, ports[1:]):
+                if name == "direct":
+                    t = targets.Target("direct", backend.port, backend.proc)
+                else:
+                    t = targets.start_target(name, port, backend.port, cfg, tmp, tools)
+                t.backend = backend
+                tlist.append(t)
+            print("bench: " + ", ".join(f"{t.name} on :{t.port}" for t in tlist), flush=True)
+            meta["dito_startup"] = targets.dito_startup_lines(tmp)
+            for line in meta["dito_startup"]:
+                print(f"  dito: {line}")
+            refs = ["direct", "nginx", "haproxy"]
+            subject, peers = "dito", ("nginx", "haproxy")
+            runs = run_rounds(tlist, cfg, tools)
+            meta["title"] = "Dito vs nginx vs HAProxy"
+            meta["setup"] = describe(cfg, backend.name)
+    finally:
+        procs.stop_all()
+        if cfg.keep_tmp:
+            print(f"bench: configs and logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    meta["loadavg_end"] = loadavg()
+    summary = report.summarise(runs, refs)
+    docs = {sc: f"{SCENARIOS[sc][2]}, GET {SCENARIOS[sc][0]}" for sc in cfg.scenarios}
+    md = report.markdown(meta, summary, refs, docs, subject, peers)
+    print()
+    print(md)
+    os.makedirs(cfg.out, exist_ok=True)
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    kind = "origins" if cfg.compare_backends else "results"
+    base = os.path.join(cfg.out, f"{kind}-{stamp}")
+    with open(base + ".json", "w") as f:
+        json.dump({"meta": meta, "summary": summary, "runs": runs}, f, indent=1, default=str)
+    with open(base + ".md", "w") as f:
+        f.write(md)
+    print(f"bench: wrote {base}.json and {base}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        procs.stop_all()
+        print("\nbench: interrupted; every process it started has been ended")
+        sys.exit(130)
