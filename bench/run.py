@@ -283,3 +283,6 @@ if __name__ == "__main__":
         procs.stop_all()
         print("\nbench: interrupted; every process it started has been ended")
         sys.exit(130)
+    except RuntimeError as e:
+        procs.stop_all()
+        sys.exit(f"bench: {e}")

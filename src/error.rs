@@ -74,6 +74,11 @@ pub enum ProxyError {
     NotReady,
     /// The upstream failed before a response could start: 502 or 504.
     Upstream(UpstreamErrorKind),
+    /// A request body over `max_request_body_size`.
+    RequestTooLarge,
+    /// A response body over the effective limit, found before any byte was sent. `path` is
+    /// the raw request path (no query).
+    ResponseTooLarge { limit: u64, path: Vec<u8> },
 }
 
 impl ProxyError {
@@ -87,13 +92,14 @@ impl ProxyError {
             ProxyError::HeadersTooLarge => 431,
             ProxyError::NotReady => 503,
             ProxyError::Upstream(kind) => kind.status(),
+            ProxyError::RequestTooLarge | ProxyError::ResponseTooLarge { .. } => 413,
         }
     }
 
     pub fn fault(&self) -> Fault {
         match self {
             ProxyError::NotReady => Fault::Internal,
-            ProxyError::Upstream(_) => Fault::Upstream,
+            ProxyError::Upstream(_) | ProxyError::ResponseTooLarge { .. } => Fault::Upstream,
             _ => Fault::Client,
         }
     }
@@ -102,24 +108,43 @@ impl ProxyError {
     pub fn closes_connection(&self) -> bool {
         !matches!(
             self,
-            ProxyError::NotFound | ProxyError::NotReady | ProxyError::Upstream(_)
+            ProxyError::NotFound
+                | ProxyError::NotReady
+                | ProxyError::Upstream(_)
+                | ProxyError::ResponseTooLarge { .. }
         )
     }
 
-    /// The `message` of the envelope: the standard reason phrase (spec §7).
+    /// The `message` of the envelope: the standard reason phrase, except for the two 413s
+    /// (spec §7).
     pub fn message(&self) -> &'static str {
-        reason_phrase(self.status())
+        match self {
+            ProxyError::RequestTooLarge => "Request body too large",
+            ProxyError::ResponseTooLarge { .. } => "Response body size exceeds limit",
+            _ => reason_phrase(self.status()),
+        }
+    }
+
+    /// The `details` object, already serialised, when there is one.
+    fn details(&self) -> Option<String> {
+        match self {
+            ProxyError::Upstream(kind) => {
+                Some(format!(r#"{{"upstream_error":"{}"}}"#, kind.as_str()))
+            }
+            ProxyError::ResponseTooLarge { limit, path } => {
+                let mut out = format!(r#"{{"limit_bytes":{limit},"path":""#).into_bytes();
+                escape_into(&mut out, percent_encode_invalid_utf8(path).as_bytes());
+                out.extend_from_slice(b"\"}");
+                Some(String::from_utf8_lossy(&out).into_owned())
+            }
+            _ => None,
+        }
     }
 
     /// The JSON error response with `X-Request-ID` and `nosniff` (spec §4, §7).
     pub fn to_response(&self, request_id: &str) -> Response {
         let mut body = Vec::with_capacity(160);
-        let details = match self {
-            ProxyError::Upstream(kind) => {
-                Some(format!(r#"{{"upstream_error":"{}"}}"#, kind.as_str()))
-            }
-            _ => None,
-        };
+        let details = self.details();
         write_envelope(
             &mut body,
             self.status(),
@@ -169,6 +194,18 @@ pub fn write_envelope(
     out.push(b'}');
 }
 
+/// The path as text: valid UTF-8 kept, each byte of an invalid sequence as `%XX` (spec §6).
+fn percent_encode_invalid_utf8(path: &[u8]) -> String {
+    let mut out = String::with_capacity(path.len());
+    for chunk in path.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -193,6 +230,19 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&out),
             r#"{"error":{"code":413,"message":"x","details":{"limit_bytes":5}},"request_id":"r\"q","timestamp":1}"#
+        );
+    }
+
+    #[test]
+    fn response_too_large_details_escape_the_path() {
+        let e = ProxyError::ResponseTooLarge {
+            limit: 90,
+            path: b"/a\"b\\c\xff\x01\xc3\xa9".to_vec(),
+        };
+        let body = String::from_utf8(e.to_response("id").body).unwrap_or_default();
+        assert!(
+            body.contains(r#""message":"Response body size exceeds limit","details":{"limit_bytes":90,"path":"/a\"b\\c%FF\u0001é"}}"#),
+            "{body}"
         );
     }
 

@@ -7,8 +7,10 @@
 //! 1. **Dito's own endpoints** — `/healthz`, `/readyz` — answered before routing (spec §12).
 //! 2. **Method checks** — CONNECT → 405, `OPTIONS *` → 404 (spec §3).
 //! 3. **Route** — first matching location in config order; none → 404 (spec §3).
-//! 4. **Forward** — upstream request, response relay (the proxying issue fills this in).
-//! 5. **Observe** — metrics and the access line (the observability issue).
+//! 4. **Request limit** — a declared body over `max_request_body_size` → 413 (spec §6).
+//! 5. **Forward** — upstream request head, upload, response relay under the limits
+//!    (`upstream::forward`, `relay`).
+//! 6. **Observe** — metrics and the access line (the observability issue).
 //!
 //! Every exit is visible in [`handle`]. Runs on a worker thread; it never touches another
 //! worker's state.
@@ -19,7 +21,7 @@ use monoio::time::Instant;
 
 use crate::downstream::Downstream;
 use crate::error::ProxyError;
-use crate::http::request::{RequestHead, TargetForm};
+use crate::http::request::{BodyFraming, RequestHead, TargetForm};
 use crate::http::response::Response;
 use crate::route::write_upstream_target;
 use crate::upstream::forward::{forward, Forward, ForwardError};
@@ -88,7 +90,16 @@ pub async fn handle<D: Downstream>(
         return respond_error(down, &ProxyError::NotFound, ctx).await;
     };
 
-    // 4. Forward: the upstream request head (spec §3), then the exchange.
+    // 4. A declared request body over the limit never reaches the upstream (spec §6).
+    if let BodyFraming::Length(n) = head.framing {
+        if n > generation.limits.max_request_body_size {
+            worker.counters.request_too_large.inc();
+            tracing::warn!(path = %String::from_utf8_lossy(path), limit = generation.limits.max_request_body_size, declared = n, "request body limit exceeded");
+            return respond_error(down, &ProxyError::RequestTooLarge, ctx).await;
+        }
+    }
+
+    // 5. Forward: the upstream request head (spec §3), then the exchange.
     let mut target = Vec::with_capacity(path.len() + 64);
     write_upstream_target(route, path, head.query(), &m, &mut target);
     let mut upstream_head = Vec::with_capacity(512 + head.target().len());
@@ -111,6 +122,7 @@ pub async fn handle<D: Downstream>(
         request_id: &ctx.request_id,
         started: ctx.started,
         request_timeout: generation.snapshot.request_timeout,
+        max_request_body: generation.limits.max_request_body_size,
     };
     match forward(&fwd, down).await {
         Ok(()) => Outcome {
@@ -124,7 +136,7 @@ pub async fn handle<D: Downstream>(
         },
     }
 
-    // 5. Observe: metrics and the access line arrive with the observability issue.
+    // 6. Observe: metrics and the access line arrive with the observability issue.
 }
 
 async fn respond_error<D: Downstream>(down: &mut D, err: &ProxyError, ctx: &RequestCtx) -> Outcome {

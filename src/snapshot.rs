@@ -56,7 +56,9 @@ impl Snapshot {
         let targets = config
             .locations
             .iter()
-            .map(UpstreamTarget::from_location)
+            .map(|l| {
+                UpstreamTarget::from_location(l, config.response_limits.max_response_body_size)
+            })
             .collect();
         Ok(Snapshot {
             request_timeout: config.request_timeout,

@@ -5,6 +5,7 @@ A Target is a name, a port and the process whose CPU time and peak RSS are charg
 """
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -37,7 +38,7 @@ def render(template, dest, values):
         text = f.read()
     for key, val in values.items():
         text = text.replace("{{" + key + "}}", str(val))
-    if "{{" in text:
+    if re.search(r"\{\{[A-Z_]+\}\}", text):
         raise RuntimeError(f"{template}: unrendered placeholder in {dest}")
     with open(dest, "w") as f:
         f.write(text)

@@ -51,7 +51,12 @@ pub fn run(path: &Path) -> i32 {
 
 fn start(config: Config) -> Result<(), String> {
     let driver = runtime::choose_driver(config.io_driver)?;
-    let (workers, pin, listen, port) = (config.workers, config.pin_workers, config.listen, config.port);
+    let (workers, pin, listen, port) = (
+        config.workers,
+        config.pin_workers,
+        config.listen,
+        config.port,
+    );
     let snapshot = Arc::new(Snapshot::build(config)?);
     let plan = cores::plan(workers, pin);
     let addr = SocketAddr::new(listen, port);

@@ -290,7 +290,13 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'c, R, W
     }
 
     async fn respond(&mut self, resp: &Response, close: bool) -> io::Result<()> {
-        let replaced = match self.settle_body().await {
+        // A response that ends the connection anyway needs no settled body.
+        let settled = if close {
+            Ok(None)
+        } else {
+            self.settle_body().await
+        };
+        let replaced = match settled {
             Ok(r) => r.map(|err| err.to_response(self.request_id)),
             Err(e) => {
                 self.sink.committed = true;

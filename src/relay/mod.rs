@@ -1,121 +1,252 @@
-//! Relaying an upstream response body to the client, as it arrives (spec §4 "Streaming").
+//! Relaying an upstream response body to the client under the limit and buffering policy of
+//! spec §6.
 //!
-//! Content-Length bodies are copied byte-exact, chunked bodies are decoded and re-chunked by
-//! the sink (trailers forwarded), close-delimited bodies run until the upstream closes. Every
-//! piece is handed on as soon as it is read; the response head is flushed before the first
-//! wait. The response-limit and buffering policy of spec §6 plugs in here. Worker thread.
+//! Known-length bodies stream as they arrive (their length was checked against the limit
+//! before the head went out). Unknown-length bodies (chunked or close-delimited), with
+//! buffering on and not `text/event-stream`, are first *held* up to min(limit, 1 MiB) while
+//! bytes keep coming: a body that ends inside is sent with an exact Content-Length (chunked when
+//! it has trailers); one that crosses the limit inside becomes a clean 413; one that passes
+//! 1 MiB, pauses for 50 ms, or finds the worker already holding 64 MiB is sent as held and the
+//! rest streams. Crossing the limit while streaming aborts. Worker thread.
 
+pub mod decode;
 pub mod headers;
 
+use std::cell::Cell;
 use std::io;
+use std::pin::pin;
+use std::time::Duration;
 
 use monoio::io::AsyncReadRent;
 
-use crate::downstream::ResponseSink;
-use crate::http::chunked::ChunkedDecoder;
+use crate::downstream::{BodyLength, OutHead, ResponseSink};
 use crate::http::conn::{ConnReader, ReadOutcome};
 use crate::http::response_head::ResponseFraming;
+use decode::BodyDecoder;
 
-/// Largest trailer section accepted from an upstream.
-const MAX_UPSTREAM_TRAILERS: usize = 64 * 1024;
+/// Most bytes of one unknown-length body held before it streams.
+pub const HOLD_WINDOW: u64 = 1024 * 1024;
+/// A held body that receives nothing for this long is sent as held.
+pub const HOLD_IDLE: Duration = Duration::from_millis(50);
+/// Most bytes one worker holds across all bodies before new ones stream at once.
+pub const WORKER_HOLD_BUDGET: usize = 64 * 1024 * 1024;
 
 /// Why a body relay stopped early.
 #[derive(Debug)]
 pub enum RelayError {
-    /// The upstream closed, reset, or sent bad framing mid-body: abort the client response.
+    /// The upstream closed, reset, or broke its framing mid-body: abort the client response.
     Upstream,
     /// Writing to the client failed: the client is gone.
     Client(io::Error),
+    /// The body crossed the limit while held: nothing was sent, answer 413.
+    TooLarge { seen: u64 },
+    /// The body crossed the limit while streaming: abort the client response.
+    LimitCrossed { seen: u64 },
 }
 
-/// Relays the body that follows a response head with `framing`.
-pub async fn relay_body<R: AsyncReadRent, S: ResponseSink>(
+/// Bytes one worker currently holds in response bodies.
+#[derive(Debug, Default)]
+pub struct HeldBytes(Cell<usize>);
+
+impl HeldBytes {
+    pub fn get(&self) -> usize {
+        self.0.get()
+    }
+}
+
+/// Counts a held body against the worker's budget until dropped.
+struct HeldGuard<'a> {
+    held: &'a HeldBytes,
+    mine: usize,
+}
+
+impl HeldGuard<'_> {
+    fn set(&mut self, n: usize) {
+        let total = self.held.0.get() - self.mine + n;
+        self.held.0.set(total);
+        self.mine = n;
+    }
+}
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.held.0.set(self.held.0.get() - self.mine);
+    }
+}
+
+/// What to relay and under which policy.
+pub struct RelayPlan<'a> {
+    pub head: OutHead<'a>,
+    pub framing: ResponseFraming,
+    /// End the client connection after this response.
+    pub close: bool,
+    /// Effective response body limit in bytes.
+    pub limit: u64,
+    /// Hold unknown-length bodies first (off for SSE and `disable_response_buffering`).
+    pub buffering: bool,
+    pub held: &'a HeldBytes,
+}
+
+/// Sends the response head and relays the body that follows it.
+pub async fn relay<R: AsyncReadRent, S: ResponseSink>(
     up: &mut ConnReader<R>,
-    framing: ResponseFraming,
+    plan: &RelayPlan<'_>,
     sink: &mut S,
 ) -> Result<(), RelayError> {
-    match framing {
-        ResponseFraming::None => {}
-        ResponseFraming::Length(n) => relay_length(up, n, sink).await?,
-        ResponseFraming::Chunked => {
-            let trailers = relay_chunked(up, sink).await?;
-            return sink.finish(&trailers).await.map_err(RelayError::Client);
-        }
-        ResponseFraming::Close => relay_until_close(up, sink).await?,
+    let mut dec = BodyDecoder::new(plan.framing);
+    let length = match plan.framing {
+        ResponseFraming::None => BodyLength::None,
+        ResponseFraming::Length(n) => BodyLength::Exact(n),
+        ResponseFraming::Chunked | ResponseFraming::Close => BodyLength::Unknown,
+    };
+    if !plan.buffering || length != BodyLength::Unknown {
+        send_head(sink, plan, length).await?;
+        return stream(up, &mut dec, sink, plan.limit, 0).await;
     }
-    sink.finish(b"").await.map_err(RelayError::Client)
+    hold_then_stream(up, &mut dec, plan, sink).await
 }
 
-/// Waits for more upstream bytes, flushing what the client is owed first.
-async fn fill<R: AsyncReadRent, S: ResponseSink>(
-    up: &mut ConnReader<R>,
+async fn send_head<S: ResponseSink>(
     sink: &mut S,
-) -> Result<bool, RelayError> {
-    sink.flush().await.map_err(RelayError::Client)?;
-    match up.fill(None).await {
-        ReadOutcome::Data => Ok(true),
-        ReadOutcome::Eof => Ok(false),
-        ReadOutcome::TimedOut | ReadOutcome::Failed(_) => Err(RelayError::Upstream),
-    }
+    plan: &RelayPlan<'_>,
+    length: BodyLength,
+) -> Result<(), RelayError> {
+    sink.send_head(&plan.head, length, plan.close)
+        .await
+        .map_err(RelayError::Client)
 }
 
-async fn relay_length<R: AsyncReadRent, S: ResponseSink>(
+/// The holding phase of an unknown-length body, then streaming if it did not end inside.
+async fn hold_then_stream<R: AsyncReadRent, S: ResponseSink>(
     up: &mut ConnReader<R>,
-    mut remaining: u64,
+    dec: &mut BodyDecoder,
+    plan: &RelayPlan<'_>,
     sink: &mut S,
 ) -> Result<(), RelayError> {
-    while remaining > 0 {
-        if !up.has_buffered() && !fill(up, sink).await? {
-            return Err(RelayError::Upstream);
+    let window = plan.limit.min(HOLD_WINDOW) as usize;
+    let mut held: Vec<u8> = Vec::new();
+    let mut guard = HeldGuard {
+        held: plan.held,
+        mine: 0,
+    };
+    loop {
+        while up.has_buffered() && !dec.is_done() {
+            let piece = dec.step(up.buffered()).map_err(|_| RelayError::Upstream)?;
+            if let Some(r) = piece.data {
+                held.extend_from_slice(&up.buffered()[r]);
+                guard.set(held.len());
+                if held.len() as u64 > plan.limit {
+                    return Err(RelayError::TooLarge {
+                        seen: held.len() as u64,
+                    });
+                }
+            }
+            up.consume(piece.consumed);
+            if piece.consumed == 0 {
+                break;
+            }
         }
-        let avail = up.buffered();
-        let take = remaining.min(avail.len() as u64) as usize;
-        sink.send_body(&avail[..take])
-            .await
-            .map_err(RelayError::Client)?;
-        up.consume(take);
-        remaining -= take as u64;
+        if dec.is_done() {
+            return send_whole(sink, plan, &held, dec.trailers()).await;
+        }
+        // A limit inside the window is enforced by holding (413); only a window smaller than
+        // the limit makes the body stream.
+        let window_full = held.len() >= window && (window as u64) < plan.limit;
+        if window_full || plan.held.get() > WORKER_HOLD_BUDGET {
+            flush_held(sink, plan, &held).await?;
+            drop(guard);
+            return stream(up, dec, sink, plan.limit, held.len() as u64).await;
+        }
+        // Wait for more; after HOLD_IDLE of silence, send what is held and keep waiting.
+        let (outcome, flushed) = {
+            let mut fill = pin!(up.fill(None));
+            let first = monoio::select! {
+                r = &mut fill => Some(r),
+                _ = monoio::time::sleep(HOLD_IDLE) => None,
+            };
+            match first {
+                Some(r) => (r, false),
+                None => {
+                    flush_held(sink, plan, &held).await?;
+                    (fill.await, true)
+                }
+            }
+        };
+        match outcome {
+            ReadOutcome::Data => {}
+            ReadOutcome::Eof => dec.on_eof().map_err(|_| RelayError::Upstream)?,
+            ReadOutcome::TimedOut | ReadOutcome::Failed(_) => return Err(RelayError::Upstream),
+        }
+        if flushed {
+            drop(guard);
+            return stream(up, dec, sink, plan.limit, held.len() as u64).await;
+        }
     }
-    Ok(())
 }
 
-async fn relay_chunked<R: AsyncReadRent, S: ResponseSink>(
-    up: &mut ConnReader<R>,
+/// A held body that ended inside the window: exact length, or chunked to keep trailers.
+async fn send_whole<S: ResponseSink>(
     sink: &mut S,
-) -> Result<Vec<u8>, RelayError> {
-    let mut dec = ChunkedDecoder::new(MAX_UPSTREAM_TRAILERS);
-    while !dec.is_done() {
-        if !up.has_buffered() && !fill(up, sink).await? {
-            return Err(RelayError::Upstream);
-        }
-        let avail = up.buffered();
-        let step = dec
-            .decode(avail, usize::MAX)
-            .map_err(|_| RelayError::Upstream)?;
-        if let Some(r) = step.data {
-            sink.send_body(&avail[r])
-                .await
-                .map_err(RelayError::Client)?;
-        }
-        up.consume(step.consumed);
-    }
-    Ok(dec.trailers().to_vec())
+    plan: &RelayPlan<'_>,
+    held: &[u8],
+    trailers: &[u8],
+) -> Result<(), RelayError> {
+    let length = if trailers.is_empty() {
+        BodyLength::Exact(held.len() as u64)
+    } else {
+        BodyLength::Unknown
+    };
+    send_head(sink, plan, length).await?;
+    sink.send_body(held).await.map_err(RelayError::Client)?;
+    sink.finish(trailers).await.map_err(RelayError::Client)
 }
 
-async fn relay_until_close<R: AsyncReadRent, S: ResponseSink>(
-    up: &mut ConnReader<R>,
+async fn flush_held<S: ResponseSink>(
     sink: &mut S,
+    plan: &RelayPlan<'_>,
+    held: &[u8],
+) -> Result<(), RelayError> {
+    send_head(sink, plan, BodyLength::Unknown).await?;
+    sink.send_body(held).await.map_err(RelayError::Client)?;
+    sink.flush().await.map_err(RelayError::Client)
+}
+
+/// Streams the rest of the body as it arrives; `seen` bytes were already sent.
+async fn stream<R: AsyncReadRent, S: ResponseSink>(
+    up: &mut ConnReader<R>,
+    dec: &mut BodyDecoder,
+    sink: &mut S,
+    limit: u64,
+    mut seen: u64,
 ) -> Result<(), RelayError> {
     loop {
-        if up.has_buffered() {
-            let n = up.buffered().len();
-            sink.send_body(up.buffered())
-                .await
-                .map_err(RelayError::Client)?;
-            up.consume(n);
+        while up.has_buffered() && !dec.is_done() {
+            let piece = dec.step(up.buffered()).map_err(|_| RelayError::Upstream)?;
+            if let Some(r) = piece.data {
+                seen += r.len() as u64;
+                if seen > limit {
+                    return Err(RelayError::LimitCrossed { seen });
+                }
+                sink.send_body(&up.buffered()[r])
+                    .await
+                    .map_err(RelayError::Client)?;
+            }
+            up.consume(piece.consumed);
+            if piece.consumed == 0 {
+                break;
+            }
         }
-        if !fill(up, sink).await? {
-            return Ok(());
+        if dec.is_done() {
+            return sink
+                .finish(dec.trailers())
+                .await
+                .map_err(RelayError::Client);
+        }
+        sink.flush().await.map_err(RelayError::Client)?;
+        match up.fill(None).await {
+            ReadOutcome::Data => {}
+            ReadOutcome::Eof => dec.on_eof().map_err(|_| RelayError::Upstream)?,
+            ReadOutcome::TimedOut | ReadOutcome::Failed(_) => return Err(RelayError::Upstream),
         }
     }
 }

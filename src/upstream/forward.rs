@@ -18,13 +18,13 @@ use monoio::time::Instant;
 use super::connect;
 use super::pool::{Checkout, Permit, UpstreamConn};
 use super::route::WorkerRoute;
-use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink};
+use crate::downstream::{BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::http::body::BodyError;
 use crate::http::conn::ReadOutcome;
 use crate::http::request::{BodyFraming, RequestHead};
 use crate::http::response_head::{parse_response_head, ResponseFraming, ResponseHead};
-use crate::relay::{self, headers, RelayError};
+use crate::relay::{self, headers, RelayError, RelayPlan};
 use crate::worker::state::WorkerState;
 
 /// Largest piece of request body read from the client per upstream write.
@@ -48,6 +48,8 @@ pub struct Forward<'a> {
     pub request_id: &'a str,
     pub started: Instant,
     pub request_timeout: Option<Duration>,
+    /// `request_limits.max_request_body_size`.
+    pub max_request_body: u64,
 }
 
 enum Attempt {
@@ -128,6 +130,8 @@ enum Upload {
     Sent,
     ClientFailed(BodyError),
     UpstreamFailed,
+    /// The body crossed `max_request_body_size`: the upstream request was cut short.
+    TooLarge,
 }
 
 async fn exchange<D: Downstream>(
@@ -154,7 +158,7 @@ async fn exchange<D: Downstream>(
         let chunked = f.req.framing == BodyFraming::Chunked;
         let mut go = !(f.req.expect_continue && has_body);
         let expect_deadline = Instant::now() + f.route.transport.expect_continue_timeout;
-        let mut upload = pin!(upload_body(body, &mut wr, chunked));
+        let mut upload = pin!(upload_body(body, &mut wr, chunked, f.max_request_body));
         let mut state = if has_body {
             Upload::Pending
         } else {
@@ -212,6 +216,10 @@ async fn exchange<D: Downstream>(
                         if let Upload::ClientFailed(e) = &state {
                             return Attempt::Failed(client_body_error(e, sink));
                         }
+                        if matches!(state, Upload::TooLarge) {
+                            note_request_too_large(f);
+                            return Attempt::Failed(ForwardError::Respond(ProxyError::RequestTooLarge));
+                        }
                     }
                     _ = monoio::time::sleep_until(deadline) => {
                         match on_timeout {
@@ -232,33 +240,43 @@ async fn exchange<D: Downstream>(
             }
         };
 
-        // The final head: rewrite it and start the client's response.
-        let reframed = final_head.framing != ResponseFraming::None;
-        let length = match final_head.framing {
-            ResponseFraming::None => BodyLength::None,
-            ResponseFraming::Length(n) => BodyLength::Exact(n),
-            ResponseFraming::Chunked | ResponseFraming::Close => BodyLength::Unknown,
-        };
-        let hs = headers::final_headers(&final_head, reframed, f.request_id, f.started.elapsed());
-        let out = OutHead {
-            status: final_head.status,
-            reason: final_head.reason(),
-            headers: &hs,
-            trailers: final_head.framing == ResponseFraming::Chunked,
-        };
-        // A request body that is not complete now leaves the client stream in an unknown state.
-        let close_client = !body_finished(&state);
-        if sink.send_head(&out, length, close_client).await.is_err() {
-            return Attempt::Failed(ForwardError::Done);
+        // The final head: a declared length over the limit is a 413 before any byte.
+        let limit = f.route.response_limit;
+        if let ResponseFraming::Length(n) = final_head.framing {
+            if n > limit {
+                note_response_limit(f, limit, n);
+                return Attempt::Failed(ForwardError::Respond(response_too_large(f, limit)));
+            }
         }
+        let reframed = final_head.framing != ResponseFraming::None;
+        let hs = headers::final_headers(&final_head, reframed, f.request_id, f.started.elapsed());
+        let plan = RelayPlan {
+            head: OutHead {
+                status: final_head.status,
+                reason: final_head.reason(),
+                headers: &hs,
+                trailers: final_head.framing == ResponseFraming::Chunked,
+            },
+            framing: final_head.framing,
+            // A request body not complete now leaves the client stream in an unknown state.
+            close: !body_finished(&state),
+            limit,
+            buffering: f.route.buffering && !is_event_stream(&final_head),
+            held: &f.worker.held,
+        };
 
         // Relay the body while any upload still in flight goes on beside it.
         let relayed = {
-            let mut relay = pin!(relay::relay_body(&mut up, final_head.framing, sink));
+            let mut relay = pin!(relay::relay(&mut up, &plan, sink));
             loop {
                 monoio::select! {
                     r = &mut relay => break r,
-                    r = &mut upload, if go && matches!(state, Upload::Pending) => { state = r; }
+                    r = &mut upload, if go && matches!(state, Upload::Pending) => {
+                        state = r;
+                        if matches!(state, Upload::TooLarge) {
+                            note_request_too_large(f);
+                        }
+                    }
                 }
             }
         };
@@ -269,6 +287,20 @@ async fn exchange<D: Downstream>(
                 return Attempt::Done;
             }
             Err(RelayError::Client(_)) => return Attempt::Failed(ForwardError::Done),
+            Err(RelayError::TooLarge { seen }) => {
+                note_response_limit(f, limit, seen);
+                return Attempt::Failed(ForwardError::Respond(response_too_large(f, limit)));
+            }
+            Err(RelayError::LimitCrossed { seen }) => {
+                note_response_limit(f, limit, seen);
+                sink.abort();
+                return Attempt::Done;
+            }
+        }
+        if matches!(state, Upload::TooLarge) {
+            // The response finished, but the request was cut short: end the client stream.
+            sink.abort();
+            return Attempt::Done;
         }
         (final_head.keep_alive && reusable(&final_head), state)
     };
@@ -281,6 +313,40 @@ async fn exchange<D: Downstream>(
         f.worker.pool.check_in(conn, permit, f.route.pool_limits);
     }
     Attempt::Done
+}
+
+fn response_too_large(f: &Forward<'_>, limit: u64) -> ProxyError {
+    ProxyError::ResponseTooLarge {
+        limit,
+        path: f.req.path().to_vec(),
+    }
+}
+
+fn note_response_limit(f: &Forward<'_>, limit: u64, seen: u64) {
+    f.worker.counters.response_limit_exceeded.inc();
+    tracing::warn!(
+        path = %String::from_utf8_lossy(f.req.path()),
+        limit,
+        bytes_seen = seen,
+        "response body limit exceeded"
+    );
+}
+
+fn note_request_too_large(f: &Forward<'_>) {
+    f.worker.counters.request_too_large.inc();
+    tracing::warn!(
+        path = %String::from_utf8_lossy(f.req.path()),
+        limit = f.max_request_body,
+        "request body limit exceeded"
+    );
+}
+
+/// `text/event-stream` is never held (spec §6).
+fn is_event_stream(head: &ResponseHead) -> bool {
+    head.header("content-type").is_some_and(|v| {
+        let v = v.trim_ascii();
+        v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream")
+    })
 }
 
 fn reusable(head: &ResponseHead) -> bool {
@@ -347,6 +413,7 @@ async fn upload_body<B: BodySource, W: AsyncWriteRent>(
     body: &mut B,
     w: &mut W,
     chunked: bool,
+    max: u64,
 ) -> Upload {
     let mut data = Vec::with_capacity(UPLOAD_PIECE);
     loop {
@@ -357,6 +424,10 @@ async fn upload_body<B: BodySource, W: AsyncWriteRent>(
         };
         if n == 0 {
             break;
+        }
+        if body.received() > max {
+            // No terminating chunk: the upstream sees an incomplete request.
+            return Upload::TooLarge;
         }
         let frame = if chunked {
             let mut framed = Vec::with_capacity(n + 20);

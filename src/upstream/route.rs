@@ -19,10 +19,14 @@ pub struct UpstreamTarget {
     pub port: u16,
     pub rules: HeaderRules,
     pub transport: HttpTransport,
+    /// The location's `max_response_body_size`, or the global one when it is 0.
+    pub response_limit: u64,
+    /// Unknown-length bodies are held first (not `disable_response_buffering`).
+    pub buffering: bool,
 }
 
 impl UpstreamTarget {
-    pub fn from_location(loc: &Location) -> Self {
+    pub fn from_location(loc: &Location, global_response_limit: u64) -> Self {
         let t = &loc.target;
         let mut excluded: Vec<String> = loc
             .excluded_headers
@@ -57,6 +61,12 @@ impl UpstreamTarget {
                 host_override,
             },
             transport: loc.transport.clone(),
+            response_limit: if loc.max_response_body_size > 0 {
+                loc.max_response_body_size
+            } else {
+                global_response_limit
+            },
+            buffering: !loc.disable_response_buffering,
         }
     }
 }
@@ -68,6 +78,8 @@ pub struct WorkerRoute {
     pub pool_limits: PoolLimits,
     pub transport: HttpTransport,
     pub rules: HeaderRules,
+    pub response_limit: u64,
+    pub buffering: bool,
 }
 
 impl WorkerRoute {
@@ -88,6 +100,8 @@ impl WorkerRoute {
             },
             transport: tr.clone(),
             rules: t.rules.clone(),
+            response_limit: t.response_limit,
+            buffering: t.buffering,
         }
     }
 }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use crate::endpoints::HealthEndpoints;
 use crate::http::limits::SessionLimits;
+use crate::observe::counters::WorkerCounters;
+use crate::relay::HeldBytes;
 use crate::request_id::IdGenerator;
 use crate::route::Router;
 use crate::snapshot::Snapshot;
@@ -45,6 +47,10 @@ impl Generation {
 pub struct WorkerState {
     pub id: usize,
     pub ids: IdGenerator,
+    /// Written by this worker only; read by the control thread.
+    pub counters: Arc<WorkerCounters>,
+    /// Bytes of response bodies this worker holds (spec §6's 64 MiB budget).
+    pub held: HeldBytes,
     /// Upstream connections, kept across generations.
     pub pool: Pool,
     pub resolver: Resolver,
@@ -56,6 +62,8 @@ impl WorkerState {
         WorkerState {
             id,
             ids: IdGenerator::new(),
+            counters: Arc::default(),
+            held: HeldBytes::default(),
             pool: Pool::default(),
             resolver: Resolver::default(),
             generation: RefCell::new(Rc::new(Generation::prepare(snapshot))),

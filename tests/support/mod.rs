@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod seccomp;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
