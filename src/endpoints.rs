@@ -1,9 +1,11 @@
 //! Dito's own endpoints, answered before routing: `/healthz` and `/readyz` (spec §12).
 //!
 //! Both answer `GET` and `HEAD` only; other methods on those paths are routed like any other
-//! request. Readiness turns 503 when draining (the control-plane issue adds draining).
+//! request. Readiness is 503 (JSON envelope) until every worker serves and once shutdown
+//! begins.
 
 use crate::config::Health;
+use crate::error::ProxyError;
 use crate::http::request::RequestHead;
 use crate::http::response::Response;
 
@@ -23,8 +25,9 @@ impl HealthEndpoints {
         }
     }
 
-    /// The response for a health request, or `None` when `head` is not one.
-    pub fn answer(&self, head: &RequestHead, request_id: &str) -> Option<Response> {
+    /// The response for a health request, or `None` when `head` is not one. `ready`: every
+    /// worker serves and no shutdown has begun.
+    pub fn answer(&self, head: &RequestHead, request_id: &str, ready: bool) -> Option<Response> {
         if !self.enabled || !(head.is_method("GET") || head.is_method("HEAD")) {
             return None;
         }
@@ -32,6 +35,9 @@ impl HealthEndpoints {
         let body: &'static str = if path == self.liveness.as_slice() {
             "{\"status\":\"ok\"}\n"
         } else if path == self.readiness.as_slice() {
+            if !ready {
+                return Some(ProxyError::NotReady.to_response(request_id));
+            }
             "{\"status\":\"ready\"}\n"
         } else {
             return None;

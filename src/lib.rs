@@ -19,6 +19,7 @@ pub mod endpoints;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod lifecycle;
 pub mod observe;
 pub mod pipeline;
 pub mod relay;

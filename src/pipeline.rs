@@ -66,7 +66,8 @@ pub async fn handle<D: Downstream>(
     let generation = worker.generation();
 
     // 1. Dito's own endpoints, before routing.
-    if let Some(resp) = generation.health.answer(head, &ctx.request_id) {
+    let ready = worker.lifecycle.is_ready();
+    if let Some(resp) = generation.health.answer(head, &ctx.request_id, ready) {
         return respond(down, &resp, false).await;
     }
 

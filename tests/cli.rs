@@ -607,11 +607,6 @@ fn not_supported_yet_features_are_refused() {
             "transport.http.ca_file: not supported yet (upstream TLS client certificates and CA files)",
         ),
         (
-            "hot_reload",
-            format!("hot_reload: true\n{ONE_LOCATION}"),
-            "hot_reload: not supported yet (hot reload)",
-        ),
-        (
             "metrics",
             format!("metrics:\n  enabled: true\n{ONE_LOCATION}"),
             "metrics.enabled: not supported yet (metrics endpoint)",

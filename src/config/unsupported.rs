@@ -23,8 +23,6 @@ pub(crate) enum Feature {
     TlsUpstream,
     /// `transport.http.cert_file`, `key_file` or `ca_file`.
     UpstreamTlsFiles,
-    /// `hot_reload: true` (SIGHUP and the file watcher arrive with the control-plane issue).
-    HotReload,
     /// `metrics.enabled: true`.
     Metrics,
     /// `logging.format: json`.
@@ -45,7 +43,6 @@ const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[
         Feature::UpstreamTlsFiles,
         "upstream TLS client certificates and CA files",
     ),
-    (Feature::HotReload, "hot reload"),
     (Feature::Metrics, "metrics endpoint"),
     (Feature::JsonLogs, "JSON log lines"),
     (Feature::VerboseLogs, "verbose header dumps"),

@@ -2,27 +2,70 @@
 //!
 //! `run` loads and validates the config, decides the io driver and the worker layout, binds
 //! the listeners, builds the first snapshot, starts the workers and waits until each reports
-//! ready, then prints the ready line. Reload, signals and graceful shutdown arrive with the
-//! control-plane issue; until then the process serves until it is killed.
+//! ready, then prints the ready line. From then on it waits for events: SIGHUP or a watched
+//! file change reloads (`reload`), SIGTERM/SIGINT shuts down gracefully (`shutdown`). It may
+//! block; it never touches a worker's state except through messages.
 
 pub mod listeners;
+mod reload;
+mod shutdown;
+mod signals;
+mod watch;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::{select, Receiver};
+
 use crate::config::{self, Config, Loaded};
-use crate::observe::log::{self, STARTUP};
+use crate::lifecycle::Lifecycle;
+use crate::observe::log::{self, LogHandle, STARTUP};
 use crate::snapshot::Snapshot;
-use crate::worker::{self, cores, runtime};
+use crate::worker::commands::Report;
+use crate::worker::cores::WorkerPlan;
+use crate::worker::{self, cores, runtime, WorkerHandle};
 
 /// How long workers may take to report ready before startup fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Quiet time after the last file event before a watch-triggered reload.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Something the control thread must act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// SIGHUP: reload everything.
+    Reload,
+    /// The watched directory changed.
+    FileChanged,
+    /// SIGTERM or SIGINT.
+    Terminate,
+}
+
+/// The running proxy as the control thread sees it.
+pub struct Control {
+    path: PathBuf,
+    /// The bytes of the running config (a watch event with the same bytes does nothing).
+    config_bytes: Vec<u8>,
+    /// The bytes of the last rejected file: a watch event does not reject them twice.
+    rejected_bytes: Option<Vec<u8>>,
+    config: Config,
+    addr: SocketAddr,
+    plan: WorkerPlan,
+    workers: Vec<WorkerHandle>,
+    reports: Receiver<Report>,
+    events: Receiver<Event>,
+    lifecycle: Arc<Lifecycle>,
+    log: LogHandle,
+    generation: u64,
+    reloads_ok: u64,
+    reloads_failed: u64,
+}
 
 /// Runs the proxy with the config at `path`; returns the process exit code.
 pub fn run(path: &Path) -> i32 {
+    let bytes = std::fs::read(path).unwrap_or_default();
     let Loaded { config, warnings } = match config::load_file(path) {
         Ok(l) => l,
         Err(e) => {
@@ -34,13 +77,13 @@ pub fn run(path: &Path) -> i32 {
             return 1;
         }
     };
-    log::init(config.logging.level);
+    let log = log::init(config.logging.level);
     let file = path.display().to_string();
     for w in &warnings {
         tracing::warn!(target: STARTUP, "{}", w.render(&file));
     }
-    match start(config) {
-        Ok(()) => 0,
+    match start(path, bytes, config, log) {
+        Ok(mut control) => control.serve(),
         Err(msg) => {
             eprintln!("dito: {msg}");
             tracing::error!(target: STARTUP, "{msg}");
@@ -49,17 +92,16 @@ pub fn run(path: &Path) -> i32 {
     }
 }
 
-fn start(config: Config) -> Result<(), String> {
+fn start(
+    path: &Path,
+    config_bytes: Vec<u8>,
+    config: Config,
+    log: LogHandle,
+) -> Result<Control, String> {
     let driver = runtime::choose_driver(config.io_driver)?;
-    let (workers, pin, listen, port) = (
-        config.workers,
-        config.pin_workers,
-        config.listen,
-        config.port,
-    );
-    let snapshot = Arc::new(Snapshot::build(config)?);
-    let plan = cores::plan(workers, pin);
-    let addr = SocketAddr::new(listen, port);
+    let snapshot = Arc::new(Snapshot::build(config.clone())?);
+    let plan = cores::plan(config.workers, config.pin_workers);
+    let addr = SocketAddr::new(config.listen, config.port);
     let (sockets, real_addr) = listeners::bind_all(addr, plan.workers)?;
 
     tracing::info!(target: STARTUP, "Dito {} starting", env!("CARGO_PKG_VERSION"));
@@ -80,23 +122,98 @@ fn start(config: Config) -> Result<(), String> {
     tracing::info!(target: STARTUP, "workers: {}, pinning: {pinning}", plan.workers);
     tracing::info!(target: STARTUP, "listening on {real_addr}");
 
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let handles = worker::spawn(&plan, driver.kind, sockets, snapshot, ready_tx)
-        .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    signals::forward(events_tx.clone())
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let lifecycle = Arc::new(Lifecycle::default());
+    let (reports_tx, reports) = crossbeam_channel::unbounded();
+    let workers = worker::spawn(
+        &plan,
+        driver.kind,
+        sockets,
+        snapshot,
+        lifecycle.clone(),
+        reports_tx,
+    )
+    .map_err(|e| format!("cannot start worker threads: {e}"))?;
     for _ in 0..plan.workers {
-        match ready_rx.recv_timeout(READY_TIMEOUT) {
-            Ok((_, Ok(()))) => {}
-            Ok((id, Err(e))) => return Err(format!("worker {id} failed to start: {e}")),
+        match reports.recv_timeout(READY_TIMEOUT) {
+            Ok(Report::Ready { .. }) => {}
+            Ok(Report::Failed { worker, error }) => {
+                return Err(format!("worker {worker} failed to start: {error}"))
+            }
+            Ok(other) => tracing::debug!(?other, "unexpected report during startup"),
             Err(_) => return Err("workers did not become ready in time".to_owned()),
         }
     }
-    tracing::info!(target: STARTUP, "Dito is ready on {real_addr}");
-    for h in handles {
-        let _ = h.join();
+    lifecycle.set_ready();
+    if config.hot_reload {
+        // The watcher lives as long as the process: leak it on purpose rather than keep it
+        // in a field nobody reads.
+        match watch::watch(path, events_tx) {
+            Ok(w) => std::mem::forget(w),
+            Err(e) => return Err(format!("hot_reload: cannot watch {}: {e}", path.display())),
+        }
     }
-    // Workers only return when their runtime fails.
-    match ready_rx.try_recv() {
-        Ok((id, Err(e))) => Err(format!("worker {id} stopped: {e}")),
-        _ => Err("workers stopped".to_owned()),
+    tracing::info!(target: STARTUP, "Dito is ready on {real_addr}");
+    Ok(Control {
+        path: path.to_path_buf(),
+        config_bytes,
+        rejected_bytes: None,
+        config,
+        addr: real_addr,
+        plan,
+        workers,
+        reports,
+        events,
+        lifecycle,
+        log,
+        generation: 1,
+        reloads_ok: 0,
+        reloads_failed: 0,
+    })
+}
+
+impl Control {
+    /// Serves until shutdown; returns the exit code.
+    fn serve(&mut self) -> i32 {
+        loop {
+            select! {
+                recv(self.events) -> ev => match ev {
+                    Ok(Event::Reload) => self.reload("SIGHUP"),
+                    Ok(Event::FileChanged) => self.reload_if_changed(),
+                    Ok(Event::Terminate) => return self.shutdown(),
+                    Err(_) => return 1,
+                },
+                recv(self.reports) -> r => match r {
+                    Ok(Report::Failed { worker, error }) => {
+                        tracing::error!("worker {worker} stopped: {error}");
+                        return 1;
+                    }
+                    Ok(other) => tracing::debug!(?other, "late report"),
+                    Err(_) => return 1,
+                },
+            }
+        }
+    }
+
+    /// Debounces file events, then reloads unless the bytes equal the running config's.
+    fn reload_if_changed(&mut self) {
+        loop {
+            match self.events.recv_timeout(DEBOUNCE) {
+                Ok(Event::FileChanged) => continue,
+                Ok(Event::Reload) => return self.reload("SIGHUP"),
+                Ok(Event::Terminate) => {
+                    let code = self.shutdown();
+                    std::process::exit(code);
+                }
+                Err(_) => break,
+            }
+        }
+        match std::fs::read(&self.path) {
+            Ok(bytes)
+                if bytes == self.config_bytes || Some(&bytes) == self.rejected_bytes.as_ref() => {}
+            _ => self.reload("file change"),
+        }
     }
 }

@@ -114,7 +114,8 @@ impl<R: AsyncReadRent> ConnReader<R> {
         let cap = self.buf.capacity();
         if self.filled_up && cap < BULK_CAPACITY {
             // Bulk data is flowing: offer bigger reads, fewer syscalls.
-            self.buf.reserve((cap * 2).min(BULK_CAPACITY) - self.buf.len());
+            self.buf
+                .reserve((cap * 2).min(BULK_CAPACITY) - self.buf.len());
         } else if cap - self.buf.len() < MIN_READ_ROOM {
             self.buf.reserve(MIN_READ_ROOM.max(self.buf.len()));
         }

@@ -20,6 +20,7 @@ use super::response::{ConnWriter, ConnectionDirective, Response};
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::ProxyError;
 use crate::sys;
+use crate::worker::signal::LocalSignal;
 
 /// An unread request body up to this size is read and discarded to keep the connection.
 pub const DRAIN_LIMIT: u64 = 64 * 1024;
@@ -68,6 +69,8 @@ impl<R: AsyncReadRent> H1Body<'_, R> {
 pub struct H1Sink<'c, W> {
     writer: &'c mut ConnWriter<W>,
     fd: RawFd,
+    /// Fired when the worker drains: the next response ends its connection.
+    drain: &'c LocalSignal,
     head_only: bool,
     http10: bool,
     client_keep_alive: bool,
@@ -216,6 +219,7 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
         reader: &'c mut ConnReader<R>,
         writer: &'c mut ConnWriter<W>,
         fd: RawFd,
+        drain: &'c LocalSignal,
         head: &RequestHead,
         limits: &SessionLimits,
         request_id: &'c str,
@@ -231,6 +235,7 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
             sink: H1Sink {
                 writer,
                 fd,
+                drain,
                 head_only: head.is_method("HEAD"),
                 http10: head.version == Version::Http10,
                 client_keep_alive: head.keep_alive,
@@ -307,6 +312,7 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'c, R, W
         let close = close
             || replaced.is_some()
             || !self.sink.client_keep_alive
+            || self.sink.drain.is_fired()
             || !self.body.body.is_done();
         let resp = replaced.as_ref().unwrap_or(resp);
         self.sink.committed = true;

@@ -23,6 +23,7 @@ use super::request::{parse_head, HeadError, RequestHead};
 use super::response::{ConnWriter, ConnectionDirective};
 use crate::error::ProxyError;
 use crate::pipeline::{self, RequestCtx};
+use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
 
 /// After the last response of a closing connection: how long unread client bytes are
@@ -42,7 +43,7 @@ where
     let mut first = true;
     loop {
         let limits = worker.session_limits();
-        let head = match read_head(&mut reader, &limits, first).await {
+        let head = match read_head(&mut reader, &limits, first, &worker.drain).await {
             HeadRead::Head(h) => h,
             HeadRead::Closed => return,
             HeadRead::Reject(err, reason) => {
@@ -64,6 +65,7 @@ where
             &mut reader,
             &mut writer,
             fd,
+            &worker.drain,
             &head,
             &limits,
             &ctx.request_id,
@@ -94,6 +96,7 @@ async fn read_head<R: AsyncReadRent>(
     reader: &mut ConnReader<R>,
     limits: &SessionLimits,
     first: bool,
+    drain: &LocalSignal,
 ) -> HeadRead {
     // The header timeout runs from the request's first byte; before it, the connection is
     // idle (keep-alive timeout, or the header timeout for a brand-new connection).
@@ -116,7 +119,21 @@ async fn read_head<R: AsyncReadRent>(
                 Err(e) => return reject(e),
             }
         }
-        match reader.fill(Some(deadline.unwrap_or(idle_deadline))).await {
+        let outcome = if deadline.is_some() {
+            reader.fill(deadline).await
+        } else {
+            // Idle between requests: draining closes the connection at once. Cancelling the
+            // read may drop bytes of a request that raced the drain; the close tells the
+            // client it was never processed (RFC 9112 §9.6 lets it retry).
+            if drain.is_fired() {
+                return HeadRead::Closed;
+            }
+            monoio::select! {
+                r = reader.fill(Some(idle_deadline)) => r,
+                _ = drain.wait() => return HeadRead::Closed,
+            }
+        };
+        match outcome {
             ReadOutcome::Data => {}
             ReadOutcome::Eof | ReadOutcome::Failed(_) => return HeadRead::Closed,
             ReadOutcome::TimedOut if deadline.is_some() => {

@@ -1,8 +1,10 @@
 //! The accept loop of one worker on its own `SO_REUSEPORT` socket (design §5 step 1).
 //!
 //! Each accepted connection gets `TCP_NODELAY` and its own task, split into owned read and
-//! write halves for the HTTP/1.1 session. Accept errors (EMFILE, ENFILE, ECONNABORTED) never
-//! end the loop: they are logged at most once per second and retried after a short pause.
+//! write halves for the HTTP/1.1 session, and is counted in the worker's open connections
+//! until it ends. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the loop: they are
+//! logged at most once per second and retried after a short pause. The loop ends when its
+//! stop signal fires (a new listener took over, or draining began); the socket closes then.
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -13,12 +15,33 @@ use monoio::net::TcpListener;
 use monoio::time::Instant;
 
 use crate::http::session;
+use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
 
 /// Pause after a failed accept, so fd exhaustion does not spin the core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-pub async fn accept_loop(listener: TcpListener, worker: Rc<WorkerState>) {
+/// Starts accepting on `listener` until `stop` fires.
+pub fn spawn_accept_loop(listener: TcpListener, worker: Rc<WorkerState>, stop: LocalSignal) {
+    monoio::spawn(async move {
+        monoio::select! {
+            _ = accept_loop(&listener, &worker) => {}
+            _ = stop.wait() => {}
+        }
+    });
+}
+
+/// Counts a connection as open while it lives.
+struct ConnectionGuard(Rc<WorkerState>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let c = &self.0.connections;
+        c.set(c.get().saturating_sub(1));
+    }
+}
+
+async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
     let mut last_warn: Option<Instant> = None;
     loop {
         match listener.accept().await {
@@ -27,7 +50,13 @@ pub async fn accept_loop(listener: TcpListener, worker: Rc<WorkerState>) {
                 let _ = stream.set_nodelay(true);
                 let fd = stream.as_raw_fd();
                 let (rd, wr) = stream.into_split();
-                monoio::spawn(session::serve(rd, wr, fd, peer, worker.clone()));
+                worker.connections.set(worker.connections.get() + 1);
+                let guard = ConnectionGuard(worker.clone());
+                let w = worker.clone();
+                monoio::spawn(async move {
+                    session::serve(rd, wr, fd, peer, w).await;
+                    drop(guard);
+                });
             }
             Err(e) => {
                 let now = Instant::now();

@@ -2,48 +2,73 @@
 //!
 //! `spawn` starts `plan.workers` OS threads. Each pins itself (when the plan says so), builds
 //! its runtime with the chosen driver, adopts its listener socket, reports ready (or the error
-//! that stopped it) to the control thread, then accepts until the process ends. Everything a
-//! worker touches on the request path is its own.
+//! that stopped it), then serves while it follows the control thread's commands: prepare a
+//! generation beside the running one, commit or abort it, drain. Everything a worker touches on
+//! the request path is its own.
 
+pub mod commands;
 pub mod cores;
 pub mod listener;
 pub mod runtime;
+pub mod signal;
 pub mod state;
 
 use std::rc::Rc;
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use monoio::blocking::DefaultThreadPool;
 
+use crate::lifecycle::Lifecycle;
 use crate::snapshot::Snapshot;
+use commands::{Command, Report};
 use cores::WorkerPlan;
 use runtime::DriverKind;
-use state::WorkerState;
-
-/// What a worker reports once: ready to accept, or why it could not start.
-pub type ReadyReport = (usize, Result<(), String>);
+use signal::LocalSignal;
+use state::{Generation, WorkerState};
 
 /// Threads of the shared blocking pool (DNS and file IO, off the workers).
 const BLOCKING_THREADS: usize = 2;
+/// How often a draining worker checks whether its last connection has ended.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// Test-only fault hook: the worker with this id fails to prepare every reload, so tests can
+/// check that one failure leaves every worker on the old generation.
+const FAULT_PREPARE_ENV: &str = "DITO_TEST_FAIL_PREPARE_WORKER";
 
-/// Starts every worker; each sends one [`ReadyReport`] on `ready`.
+/// What the control thread keeps of a worker.
+pub struct WorkerHandle {
+    pub commands: flume::Sender<Command>,
+    pub thread: thread::JoinHandle<()>,
+}
+
+/// Starts every worker; each sends one `Ready` or `Failed` report on `reports`.
 pub fn spawn(
     plan: &WorkerPlan,
     driver: DriverKind,
     listeners: Vec<std::net::TcpListener>,
     snapshot: Arc<Snapshot>,
-    ready: mpsc::Sender<ReadyReport>,
-) -> std::io::Result<Vec<thread::JoinHandle<()>>> {
+    lifecycle: Arc<Lifecycle>,
+    reports: crossbeam_channel::Sender<Report>,
+) -> std::io::Result<Vec<WorkerHandle>> {
     let pool = DefaultThreadPool::new(BLOCKING_THREADS);
+    let fault_worker: Option<usize> = std::env::var(FAULT_PREPARE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok());
     let mut handles = Vec::with_capacity(plan.workers);
     for (id, std_listener) in listeners.into_iter().enumerate() {
         let core = plan.pins.get(id).copied();
-        let snapshot = snapshot.clone();
-        let ready = ready.clone();
+        let (tx, rx) = flume::unbounded();
+        let ctx = WorkerCtx {
+            id,
+            snapshot: snapshot.clone(),
+            lifecycle: lifecycle.clone(),
+            reports: reports.clone(),
+            commands: rx,
+            fail_prepare: fault_worker == Some(id),
+        };
         let pool = pool.clone();
-        let handle = thread::Builder::new()
+        let thread = thread::Builder::new()
             .name(format!("dito-worker-{id}"))
             .spawn(move || {
                 if let Some(core) = core {
@@ -51,24 +76,105 @@ pub fn spawn(
                         tracing::warn!(worker = id, core = core.id, "could not pin worker");
                     }
                 }
-                let ready_err = ready.clone();
-                let ran = runtime::block_on(driver, pool, move || async move {
-                    let listener = match monoio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = ready.send((id, Err(format!("listener: {e}"))));
-                            return;
-                        }
-                    };
-                    let state = Rc::new(WorkerState::new(id, snapshot));
-                    let _ = ready.send((id, Ok(())));
-                    listener::accept_loop(listener, state).await;
-                });
+                let reports = ctx.reports.clone();
+                let ran = runtime::block_on(driver, pool, move || worker_main(ctx, std_listener));
                 if let Err(e) = ran {
-                    let _ = ready_err.send((id, Err(format!("runtime: {e}"))));
+                    let _ = reports.send(Report::Failed {
+                        worker: id,
+                        error: format!("runtime: {e}"),
+                    });
                 }
             })?;
-        handles.push(handle);
+        handles.push(WorkerHandle {
+            commands: tx,
+            thread,
+        });
     }
     Ok(handles)
+}
+
+struct WorkerCtx {
+    id: usize,
+    snapshot: Arc<Snapshot>,
+    lifecycle: Arc<Lifecycle>,
+    reports: crossbeam_channel::Sender<Report>,
+    commands: flume::Receiver<Command>,
+    fail_prepare: bool,
+}
+
+async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
+    let id = ctx.id;
+    let listener = match monoio::net::TcpListener::from_std(std_listener) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ctx.reports.send(Report::Failed {
+                worker: id,
+                error: format!("listener: {e}"),
+            });
+            return;
+        }
+    };
+    let state = Rc::new(WorkerState::new(id, ctx.snapshot, ctx.lifecycle));
+    let mut stop_accepting = LocalSignal::default();
+    listener::spawn_accept_loop(listener, state.clone(), stop_accepting.clone());
+    let _ = ctx.reports.send(Report::Ready { worker: id });
+
+    let mut pending: Option<(u64, Generation, Option<std::net::TcpListener>)> = None;
+    while let Ok(cmd) = ctx.commands.recv_async().await {
+        match cmd {
+            Command::Prepare {
+                gen,
+                snapshot,
+                listener,
+            } => {
+                let result = if ctx.fail_prepare {
+                    Err("test fault hook: prepare refused".to_owned())
+                } else {
+                    Ok(())
+                };
+                if result.is_ok() {
+                    pending = Some((gen, Generation::prepare(snapshot), listener));
+                }
+                let _ = ctx.reports.send(Report::Prepared {
+                    worker: id,
+                    gen,
+                    result,
+                });
+            }
+            Command::Commit { gen } => {
+                let Some((g, next, listener)) = pending.take() else {
+                    continue;
+                };
+                if g != gen {
+                    continue;
+                }
+                state.commit(next);
+                if let Some(std_listener) = listener {
+                    match monoio::net::TcpListener::from_std(std_listener) {
+                        Ok(l) => {
+                            // The new socket accepts before the old one closes.
+                            let next_stop = LocalSignal::default();
+                            listener::spawn_accept_loop(l, state.clone(), next_stop.clone());
+                            stop_accepting.fire();
+                            stop_accepting = next_stop;
+                        }
+                        Err(e) => tracing::error!(worker = id, error = %e, "new listener"),
+                    }
+                }
+            }
+            Command::Abort { gen } => {
+                if pending.as_ref().is_some_and(|(g, _, _)| *g == gen) {
+                    pending = None;
+                }
+            }
+            Command::Drain => {
+                stop_accepting.fire();
+                state.drain.fire();
+                while state.connections.get() > 0 {
+                    monoio::time::sleep(DRAIN_POLL).await;
+                }
+                let _ = ctx.reports.send(Report::Drained { worker: id });
+            }
+        }
+    }
 }

@@ -5,12 +5,13 @@
 //! pools and counters. Requests clone the `Rc` of the generation they start with, so a reload
 //! never changes a request mid-flight.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::endpoints::HealthEndpoints;
 use crate::http::limits::SessionLimits;
+use crate::lifecycle::Lifecycle;
 use crate::observe::counters::WorkerCounters;
 use crate::relay::HeldBytes;
 use crate::request_id::IdGenerator;
@@ -19,6 +20,7 @@ use crate::snapshot::Snapshot;
 use crate::upstream::connect::Resolver;
 use crate::upstream::pool::Pool;
 use crate::upstream::route::WorkerRoute;
+use crate::worker::signal::LocalSignal;
 
 /// One worker's view of one configuration generation.
 #[derive(Debug)]
@@ -54,11 +56,17 @@ pub struct WorkerState {
     /// Upstream connections, kept across generations.
     pub pool: Pool,
     pub resolver: Resolver,
+    /// Process-wide flags the control thread writes (ready, draining).
+    pub lifecycle: Arc<Lifecycle>,
+    /// Fired when this worker starts draining: idle connections close.
+    pub drain: LocalSignal,
+    /// Open client connections on this worker.
+    pub connections: Cell<usize>,
     generation: RefCell<Rc<Generation>>,
 }
 
 impl WorkerState {
-    pub fn new(id: usize, snapshot: Arc<Snapshot>) -> Self {
+    pub fn new(id: usize, snapshot: Arc<Snapshot>, lifecycle: Arc<Lifecycle>) -> Self {
         WorkerState {
             id,
             ids: IdGenerator::new(),
@@ -66,8 +74,21 @@ impl WorkerState {
             held: HeldBytes::default(),
             pool: Pool::default(),
             resolver: Resolver::default(),
+            lifecycle,
+            drain: LocalSignal::default(),
+            connections: Cell::new(0),
             generation: RefCell::new(Rc::new(Generation::prepare(snapshot))),
         }
+    }
+
+    /// Makes `next` the generation new requests start on; running requests keep theirs.
+    pub fn commit(&self, next: Generation) {
+        *self.generation.borrow_mut() = Rc::new(next);
+    }
+
+    /// Whether responses should end their connections (shutdown has begun).
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_fired()
     }
 
     /// The generation new requests start on.

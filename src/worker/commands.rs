@@ -1,0 +1,41 @@
+//! The messages between the control thread and a worker (design §1): commands go to each
+//! worker over its own async-aware `flume` channel; reports come back over one
+//! `crossbeam-channel` the control thread selects on.
+
+use std::sync::Arc;
+
+use crate::snapshot::Snapshot;
+
+/// Control → worker.
+pub enum Command {
+    /// Build the worker state of generation `gen` beside the running one, and report.
+    /// `listener`: this worker's new socket when `port`/`listen` changed.
+    Prepare {
+        gen: u64,
+        snapshot: Arc<Snapshot>,
+        listener: Option<std::net::TcpListener>,
+    },
+    /// Switch to the prepared generation `gen`.
+    Commit { gen: u64 },
+    /// Drop what was prepared for `gen`.
+    Abort { gen: u64 },
+    /// Stop accepting; close idle connections; end busy ones after their response.
+    Drain,
+}
+
+/// Worker → control.
+#[derive(Debug)]
+pub enum Report {
+    /// Accepting on its socket.
+    Ready { worker: usize },
+    /// Could not start.
+    Failed { worker: usize, error: String },
+    /// Prepared generation `gen`, or why not.
+    Prepared {
+        worker: usize,
+        gen: u64,
+        result: Result<(), String>,
+    },
+    /// Draining and no connection is left.
+    Drained { worker: usize },
+}
