@@ -51,6 +51,8 @@ pub struct OutHead<'a> {
     pub headers: &'a HeaderList,
     /// Trailers may follow the body (only honoured where the protocol can carry them).
     pub trailers: bool,
+    /// `headers` already carry the body's Content-Length (kept in the upstream's place).
+    pub length_in_headers: bool,
 }
 
 /// The response side of one exchange.

@@ -1,7 +1,17 @@
-//! The few socket options the standard library and monoio do not expose (design §4 allows
-//! `unsafe` here). Each call works on a raw fd the caller owns and keeps open.
+//! IO glue the standard library and monoio do not provide (design §4 allows `unsafe` here):
+//! SO_LINGER through the raw fd, and a client stream whose close can be a pure reset. Each call
+//! works on a raw fd the caller owns and keeps open.
 
-use std::os::fd::RawFd;
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
+use monoio::net::TcpStream;
+use monoio::BufResult;
 
 /// Sets SO_LINGER to {on, 0 s}: closing the socket then sends a reset instead of a FIN, so a
 /// client can tell an aborted response from a complete one (spec §4).
@@ -23,3 +33,80 @@ pub fn set_linger_zero(fd: RawFd) -> bool {
     };
     rc == 0
 }
+
+/// A client TCP stream whose graceful half-close can be suppressed.
+///
+/// monoio's write half sends a FIN (`shutdown(SHUT_WR)`) when it is dropped. An aborted
+/// response must end with a reset and never a FIN, or a close-delimited body would look
+/// complete; after [`AbortHandle::abort`] this stream skips that shutdown, so the close that
+/// follows (with SO_LINGER 0) sends only the reset.
+pub struct ClientStream {
+    inner: TcpStream,
+    no_fin: Rc<Cell<bool>>,
+}
+
+/// Ends a client connection with a reset (spec §4 "Abort").
+#[derive(Clone)]
+pub struct AbortHandle {
+    fd: RawFd,
+    no_fin: Rc<Cell<bool>>,
+}
+
+impl AbortHandle {
+    /// Arms the reset: the connection's close will send RST and no FIN.
+    pub fn abort(&self) {
+        set_linger_zero(self.fd);
+        self.no_fin.set(true);
+    }
+}
+
+impl ClientStream {
+    pub fn new(inner: TcpStream) -> (ClientStream, AbortHandle) {
+        let no_fin = Rc::new(Cell::new(false));
+        let handle = AbortHandle {
+            fd: inner.as_raw_fd(),
+            no_fin: no_fin.clone(),
+        };
+        (ClientStream { inner, no_fin }, handle)
+    }
+}
+
+impl AsyncReadRent for ClientStream {
+    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.inner.read(buf)
+    }
+
+    fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.inner.readv(buf)
+    }
+}
+
+impl AsyncWriteRent for ClientStream {
+    fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.inner.write(buf)
+    }
+
+    fn writev<T: IoVecBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.inner.writev(buf)
+    }
+
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>> {
+        self.inner.flush()
+    }
+
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
+        // monoio shuts down synchronously when `shutdown` is called, so skipping the call
+        // skips the FIN.
+        let fin = (!self.no_fin.get()).then(|| self.inner.shutdown());
+        async move {
+            match fin {
+                Some(f) => f.await,
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+// SAFETY: reads and writes use independent directions of one socket and never touch each
+// other's state, exactly as for `monoio::net::TcpStream`, which is `Split` itself.
+unsafe impl Split for ClientStream {}

@@ -7,7 +7,6 @@
 //! a response cannot be completed. Worker thread only.
 
 use std::io;
-use std::os::fd::RawFd;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
@@ -19,7 +18,7 @@ use super::request::{RequestHead, Version};
 use super::response::{ConnWriter, ConnectionDirective, Response};
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::ProxyError;
-use crate::sys;
+use crate::sys::AbortHandle;
 use crate::worker::signal::LocalSignal;
 
 /// An unread request body up to this size is read and discarded to keep the connection.
@@ -68,7 +67,7 @@ impl<R: AsyncReadRent> H1Body<'_, R> {
 
 pub struct H1Sink<'c, W> {
     writer: &'c mut ConnWriter<W>,
-    fd: RawFd,
+    abort: &'c AbortHandle,
     /// Fired when the worker drains: the next response ends its connection.
     drain: &'c LocalSignal,
     head_only: bool,
@@ -134,6 +133,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
         head.headers.write_h1(out);
         match length {
             BodyLength::None => {}
+            BodyLength::Exact(_) if head.length_in_headers => {}
             BodyLength::Exact(n) => {
                 out.extend_from_slice(b"Content-Length: ");
                 out.extend_from_slice(n.to_string().as_bytes());
@@ -189,7 +189,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
 
     fn abort(&mut self) {
         // A reset, never a clean end: the client can always tell (spec §4).
-        sys::set_linger_zero(self.fd);
+        self.abort.abort();
         self.aborted = true;
         self.close_after = true;
     }
@@ -218,7 +218,7 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
     pub fn new(
         reader: &'c mut ConnReader<R>,
         writer: &'c mut ConnWriter<W>,
-        fd: RawFd,
+        abort: &'c AbortHandle,
         drain: &'c LocalSignal,
         head: &RequestHead,
         limits: &SessionLimits,
@@ -234,7 +234,7 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
             },
             sink: H1Sink {
                 writer,
-                fd,
+                abort,
                 drain,
                 head_only: head.is_method("HEAD"),
                 http10: head.version == Version::Http10,

@@ -9,7 +9,6 @@
 //! they are read one at a time from the same buffer. Worker thread only.
 
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -23,6 +22,7 @@ use super::request::{parse_head, HeadError, RequestHead};
 use super::response::{ConnWriter, ConnectionDirective};
 use crate::error::ProxyError;
 use crate::pipeline::{self, RequestCtx};
+use crate::sys::AbortHandle;
 use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
 
@@ -32,9 +32,14 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: u64 = 1024 * 1024;
 
 /// Serves one accepted client connection until it closes.
-/// `fd` is the client socket's descriptor, kept open by the halves, for the abort reset.
-pub async fn serve<R, W>(rd: R, wr: W, fd: RawFd, peer: SocketAddr, worker: Rc<WorkerState>)
-where
+/// `abort` ends the connection with a reset when a response cannot be completed.
+pub async fn serve<R, W>(
+    rd: R,
+    wr: W,
+    abort: AbortHandle,
+    peer: SocketAddr,
+    worker: Rc<WorkerState>,
+) where
     R: AsyncReadRent,
     W: AsyncWriteRent,
 {
@@ -64,7 +69,7 @@ where
         let mut exchange = H1Exchange::new(
             &mut reader,
             &mut writer,
-            fd,
+            &abort,
             &worker.drain,
             &head,
             &limits,

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::http::headers::{has_token, HeaderList};
-use crate::http::response_head::ResponseHead;
+use crate::http::response_head::{ResponseFraming, ResponseHead};
 
 /// Response fields that never cross a proxy (lowercase).
 const HOP_BY_HOP: &[&str] = &[
@@ -42,26 +42,31 @@ pub fn interim_headers(up: &ResponseHead) -> HeaderList {
     out
 }
 
-/// Headers for the final response. `reframed`: Dito writes its own framing fields, so the
-/// upstream's `Content-Length` / `Transfer-Encoding` are dropped (they pass through untouched
-/// for bodiless responses: HEAD, 204, 304).
-pub fn final_headers(
-    up: &ResponseHead,
-    reframed: bool,
-    request_id: &str,
-    response_time: Duration,
-) -> HeaderList {
+/// Headers for the final response. Framing fields: a Content-Length body keeps the
+/// upstream's field where and as it was sent (one field, even if the upstream repeated it);
+/// chunked and close-delimited bodies lose theirs (Dito frames them); bodiless responses (HEAD,
+/// 204, 304) keep the upstream's fields untouched.
+pub fn final_headers(up: &ResponseHead, request_id: &str, response_time: Duration) -> HeaderList {
     let mut out = HeaderList::with_capacity(up.headers().count() + 6, 512);
     let (mut nosniff, mut frame, mut referrer) = (false, false, false);
+    let mut length_written = false;
     for (n, v) in up.headers() {
         if is_hop_by_hop(up, n) || n.eq_ignore_ascii_case(b"x-request-id") {
             continue;
         }
-        if reframed
-            && (n.eq_ignore_ascii_case(b"content-length")
-                || n.eq_ignore_ascii_case(b"transfer-encoding"))
-        {
-            continue;
+        let is_length = n.eq_ignore_ascii_case(b"content-length");
+        let is_te = n.eq_ignore_ascii_case(b"transfer-encoding");
+        match up.framing {
+            ResponseFraming::None => {}
+            ResponseFraming::Length(len) if is_length => {
+                if !length_written {
+                    out.push(n, len.to_string().as_bytes());
+                    length_written = true;
+                }
+                continue;
+            }
+            _ if is_length || is_te => continue,
+            _ => {}
         }
         nosniff |= n.eq_ignore_ascii_case(b"x-content-type-options");
         frame |= n.eq_ignore_ascii_case(b"x-frame-options");

@@ -189,6 +189,7 @@ async fn exchange<D: Downstream>(
                         reason: head.reason(),
                         headers: &hs,
                         trailers: false,
+                        length_in_headers: false,
                     };
                     if sink.send_interim(&out).await.is_err() {
                         return Attempt::Failed(ForwardError::Done);
@@ -226,7 +227,7 @@ async fn exchange<D: Downstream>(
                             Timeout::SendOwnContinue => {
                                 go = true;
                                 let hs = crate::http::headers::HeaderList::default();
-                                let out = OutHead { status: 100, reason: b"Continue", headers: &hs, trailers: false };
+                                let out = OutHead { status: 100, reason: b"Continue", headers: &hs, trailers: false, length_in_headers: false };
                                 if sink.send_interim(&out).await.is_err() {
                                     return Attempt::Failed(ForwardError::Done);
                                 }
@@ -248,14 +249,14 @@ async fn exchange<D: Downstream>(
                 return Attempt::Failed(ForwardError::Respond(response_too_large(f, limit)));
             }
         }
-        let reframed = final_head.framing != ResponseFraming::None;
-        let hs = headers::final_headers(&final_head, reframed, f.request_id, f.started.elapsed());
+        let hs = headers::final_headers(&final_head, f.request_id, f.started.elapsed());
         let plan = RelayPlan {
             head: OutHead {
                 status: final_head.status,
                 reason: final_head.reason(),
                 headers: &hs,
                 trailers: final_head.framing == ResponseFraming::Chunked,
+                length_in_headers: matches!(final_head.framing, ResponseFraming::Length(_)),
             },
             framing: final_head.framing,
             // A request body not complete now leaves the client stream in an unknown state.

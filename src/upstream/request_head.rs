@@ -109,13 +109,18 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs
     };
 
     let mut forwarded_for: Vec<u8> = Vec::new();
-    let mut te_trailers = false;
+    let mut te_trailers_sent = false;
     for (name, value) in req.headers() {
         if name.eq_ignore_ascii_case(b"te")
             && has_token(value, "trailers")
             && !named_by_connection(name)
+            && !te_trailers_sent
+            && !inp.rules.excludes(name)
         {
-            te_trailers = true;
+            // Only the `trailers` token survives, in the field's own place.
+            push_field(out, name, b"trailers");
+            te_trailers_sent = true;
+            continue;
         }
         if is_in(HOP_BY_HOP, name) || named_by_connection(name) {
             continue;
@@ -134,9 +139,6 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs
             continue;
         }
         push_field(out, name, value);
-    }
-    if te_trailers && !inp.rules.excludes(b"te") {
-        push_field(out, b"TE", b"trailers");
     }
 
     // Step 2, with step 4's exclusions applied to Dito's own fields too.

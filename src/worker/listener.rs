@@ -6,7 +6,6 @@
 //! logged at most once per second and retried after a short pause. The loop ends when its
 //! stop signal fires (a new listener took over, or draining began); the socket closes then.
 
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use monoio::net::TcpListener;
 use monoio::time::Instant;
 
 use crate::http::session;
+use crate::sys::ClientStream;
 use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
 
@@ -48,13 +48,13 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
             Ok((stream, peer)) => {
                 // Without it, small responses wait for delayed ACKs (monoio-notes).
                 let _ = stream.set_nodelay(true);
-                let fd = stream.as_raw_fd();
+                let (stream, abort) = ClientStream::new(stream);
                 let (rd, wr) = stream.into_split();
                 worker.connections.set(worker.connections.get() + 1);
                 let guard = ConnectionGuard(worker.clone());
                 let w = worker.clone();
                 monoio::spawn(async move {
-                    session::serve(rd, wr, fd, peer, w).await;
+                    session::serve(rd, wr, abort, peer, w).await;
                     drop(guard);
                 });
             }

@@ -24,7 +24,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a process may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -133,9 +133,25 @@ impl Dito {
     ) -> Result<Dito, StartFailure> {
         let dir = temp_dir();
         let cfg = write_file(&dir, "config.yaml", yaml);
+        Dito::try_start_file(dir, &cfg, adjust)
+    }
+
+    /// Starts on a config file the test laid out itself (e.g. behind symlinks) in `dir`, which
+    /// the handle owns and removes when dropped.
+    pub fn start_file(dir: PathBuf, cfg: &Path) -> Dito {
+        Dito::try_start_file(dir, cfg, |_| {})
+            .unwrap_or_else(|f| panic!("dito did not start: {f:?}"))
+    }
+
+    /// Starts with `-f cfg`; `dir` is the handle's directory (removed when dropped).
+    pub fn try_start_file(
+        dir: PathBuf,
+        cfg: &Path,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Result<Dito, StartFailure> {
         let mut cmd = Command::new(dito_bin());
         cmd.arg("-f")
-            .arg(&cfg)
+            .arg(cfg)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -192,6 +208,60 @@ impl Dito {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends signal `sig` (e.g. `libc::SIGHUP`) to the process.
+    pub fn signal(&self, sig: i32) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our
+        // own child, which is not reaped before this handle drops, so it cannot be reused.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code (128 + N when signal N
+    /// ended it), or `None` while it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(
+                    status
+                        .code()
+                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+                );
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits up to `timeout` until some output line contains `needle`.
+    pub fn wait_for_output(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.lines.all.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// How many output lines so far contain `needle`.
+    pub fn count_output(&self, needle: &str) -> usize {
+        self.lines
+            .all
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 }
 

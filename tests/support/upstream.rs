@@ -234,3 +234,21 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
         }
     }
 }
+
+/// A gate a handler can wait at (holding its connection) until the test opens it.
+pub struct Gate {
+    rx: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Gate {
+    /// A closed gate and the sender that opens it once per `send(())`.
+    pub fn new() -> (mpsc::Sender<()>, Arc<Gate>) {
+        let (tx, rx) = mpsc::channel();
+        (tx, Arc::new(Gate { rx: Mutex::new(rx) }))
+    }
+
+    /// Waits for one opening, at most `limit`; true when opened.
+    pub fn wait(&self, limit: Duration) -> bool {
+        self.rx.lock().unwrap().recv_timeout(limit).is_ok()
+    }
+}
