@@ -121,14 +121,25 @@ where
 
 type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<IoUringDriver>>;
 
+/// Benchmark knob (bench/README.md): `default` builds the ring without the task-run flags,
+/// `sqpoll` adds a kernel polling thread. Not a config key: `io_driver` is the user's choice.
+const URING_SETUP_ENV: &str = "DITO_BENCH_URING_SETUP";
+
 fn uring_runtime(pool: DefaultThreadPool, taskrun_flags: bool) -> io::Result<UringRuntime> {
     let mut urb = io_uring::IoUring::builder();
-    if taskrun_flags {
-        // Measured here (monoio-notes): cooperative, single-issuer, deferred task running
-        // brings io_uring from well below epoll to at or above it.
-        urb.setup_coop_taskrun()
-            .setup_single_issuer()
-            .setup_defer_taskrun();
+    match std::env::var(URING_SETUP_ENV).as_deref() {
+        Ok("default") => {}
+        Ok("sqpoll") => {
+            urb.setup_sqpoll(1000);
+        }
+        _ if taskrun_flags => {
+            // Measured here (monoio-notes): cooperative, single-issuer, deferred task running
+            // brings io_uring from well below epoll to at or above it.
+            urb.setup_coop_taskrun()
+                .setup_single_issuer()
+                .setup_defer_taskrun();
+        }
+        _ => {}
     }
     RuntimeBuilder::<IoUringDriver>::new()
         .with_entries(URING_ENTRIES)
