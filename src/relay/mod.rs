@@ -133,7 +133,27 @@ async fn hold_then_stream<R: AsyncReadRent, S: ResponseSink>(
         while up.has_buffered() && !dec.is_done() {
             let piece = dec.step(up.buffered()).map_err(|_| RelayError::Upstream)?;
             if let Some(r) = piece.data {
-                held.extend_from_slice(&up.buffered()[r]);
+                let data = &up.buffered()[r];
+                let room = if (window as u64) < plan.limit {
+                    window - held.len()
+                } else {
+                    usize::MAX
+                };
+                if data.len() > room {
+                    // The body passes the window: what fits is held and sent, the rest streams.
+                    held.extend_from_slice(&data[..room]);
+                    flush_held(sink, plan, &held).await?;
+                    let rest = &data[room..];
+                    let seen = (held.len() + rest.len()) as u64;
+                    if seen > plan.limit {
+                        return Err(RelayError::LimitCrossed { seen });
+                    }
+                    sink.send_body(rest).await.map_err(RelayError::Client)?;
+                    up.consume(piece.consumed);
+                    drop(guard);
+                    return stream(up, dec, sink, plan.limit, seen).await;
+                }
+                held.extend_from_slice(data);
                 guard.set(held.len());
                 if held.len() as u64 > plan.limit {
                     return Err(RelayError::TooLarge {
@@ -149,10 +169,7 @@ async fn hold_then_stream<R: AsyncReadRent, S: ResponseSink>(
         if dec.is_done() {
             return send_whole(sink, plan, &held, dec.trailers()).await;
         }
-        // A limit inside the window is enforced by holding (413); only a window smaller than
-        // the limit makes the body stream.
-        let window_full = held.len() >= window && (window as u64) < plan.limit;
-        if window_full || plan.held.get() > WORKER_HOLD_BUDGET {
+        if plan.held.get() > WORKER_HOLD_BUDGET {
             flush_held(sink, plan, &held).await?;
             drop(guard);
             return stream(up, dec, sink, plan.limit, held.len() as u64).await;
