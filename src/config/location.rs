@@ -19,19 +19,7 @@ use super::unsupported::{self, Feature};
 use super::validate::{duration, require};
 use super::{index, join, Report};
 
-/// Hop-by-hop headers (spec §3 step 1), lowercase.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
+use crate::http::headers::REQUEST_HOP_BY_HOP as HOP_BY_HOP;
 
 /// Headers that frame the message body, lowercase.
 const FRAMING: &[&str] = &["content-length"];

@@ -5,6 +5,21 @@
 
 use std::ops::Range;
 
+/// Request fields a proxy never forwards (spec §3 step 1), lowercase. Also the names
+/// `additional_headers`/`excluded_headers` may not use (spec §2).
+pub const REQUEST_HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
 #[derive(Debug, Clone, Default)]
 pub struct HeaderList {
     buf: Vec<u8>,

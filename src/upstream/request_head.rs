@@ -43,19 +43,7 @@ impl HeaderRules {
     }
 }
 
-/// Request fields a proxy never forwards (spec §3 step 1), lowercase.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
+use crate::http::headers::REQUEST_HOP_BY_HOP as HOP_BY_HOP;
 
 /// Fields Dito writes itself, so the client's copies are dropped.
 const REPLACED: &[&str] = &[
