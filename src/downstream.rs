@@ -72,6 +72,11 @@ pub trait ResponseSink {
     /// Sends body bytes as they are (the sink frames them).
     fn send_body(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>>;
 
+    /// The pending output buffer, when body bytes go to the client exactly as they are (no
+    /// chunk framing): the relay may read upstream bytes straight into it, then `flush`.
+    /// `None` when the sink frames the body itself.
+    fn raw_body_buffer(&mut self) -> Option<&mut Vec<u8>>;
+
     /// Writes out whatever the sink holds (the buffered head, for example).
     fn flush(&mut self) -> impl Future<Output = io::Result<()>>;
 

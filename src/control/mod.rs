@@ -56,6 +56,10 @@ pub struct Control {
     workers: Vec<WorkerHandle>,
     reports: Receiver<Report>,
     events: Receiver<Event>,
+    /// For a watcher started by a reload that turns `hot_reload` on.
+    events_tx: crossbeam_channel::Sender<Event>,
+    /// The config watch while `hot_reload` is on; dropping it stops watching.
+    watcher: Option<notify::RecommendedWatcher>,
     lifecycle: Arc<Lifecycle>,
     log: LogHandle,
     generation: u64,
@@ -147,14 +151,14 @@ fn start(
         }
     }
     lifecycle.set_ready();
-    if config.hot_reload {
-        // The watcher lives as long as the process: leak it on purpose rather than keep it
-        // in a field nobody reads.
-        match watch::watch(path, events_tx) {
-            Ok(w) => std::mem::forget(w),
-            Err(e) => return Err(format!("hot_reload: cannot watch {}: {e}", path.display())),
-        }
-    }
+    let watcher = if config.hot_reload {
+        Some(
+            watch::watch(path, events_tx.clone())
+                .map_err(|e| format!("hot_reload: cannot watch {}: {e}", path.display()))?,
+        )
+    } else {
+        None
+    };
     tracing::info!(target: STARTUP, "Dito is ready on {real_addr}");
     Ok(Control {
         path: path.to_path_buf(),
@@ -166,6 +170,8 @@ fn start(
         workers,
         reports,
         events,
+        events_tx,
+        watcher,
         lifecycle,
         log,
         generation: 1,
@@ -181,7 +187,9 @@ impl Control {
             select! {
                 recv(self.events) -> ev => match ev {
                     Ok(Event::Reload) => self.reload("SIGHUP"),
-                    Ok(Event::FileChanged) => self.reload_if_changed(),
+                    // Events still queued from a watch a reload just stopped are ignored.
+                    Ok(Event::FileChanged) if self.watcher.is_some() => self.reload_if_changed(),
+                    Ok(Event::FileChanged) => {}
                     Ok(Event::Terminate) => return self.shutdown(),
                     Err(_) => return 1,
                 },

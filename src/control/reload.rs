@@ -64,11 +64,11 @@ impl Control {
 
         let new_addr = SocketAddr::new(next.listen, next.port);
         let listen_changed = next.listen != self.config.listen || next.port != self.config.port;
+        let mut new_addr_bound = None;
         let mut sockets = if listen_changed {
             let (s, real) =
                 listeners::bind_all(new_addr, self.plan.workers).map_err(|e| vec![e])?;
-            tracing::info!("listening on {real} (was {})", self.addr);
-            self.addr = real;
+            new_addr_bound = Some(real);
             s.into_iter().map(Some).collect()
         } else {
             (0..self.plan.workers).map(|_| None).collect::<Vec<_>>()
@@ -97,9 +97,14 @@ impl Control {
             let _ = w.commands.send(Command::Commit { gen });
         }
         self.generation = gen;
+        if let Some(real) = new_addr_bound {
+            tracing::info!("listening on {real} (was {})", self.addr);
+            self.addr = real;
+        }
         if next.logging.level != self.config.logging.level {
             self.log.set_level(next.logging.level);
         }
+        self.apply_hot_reload(next.hot_reload);
         self.config = next;
         self.config_bytes = bytes;
         Ok(())
@@ -133,6 +138,20 @@ impl Control {
             }
         }
         failures
+    }
+}
+
+impl Control {
+    /// Starts or stops watching the config file when a reload turns `hot_reload` on or off.
+    fn apply_hot_reload(&mut self, on: bool) {
+        match (on, self.watcher.is_some()) {
+            (true, false) => match super::watch::watch(&self.path, self.events_tx.clone()) {
+                Ok(w) => self.watcher = Some(w),
+                Err(e) => tracing::error!("hot_reload: cannot watch {}: {e}", self.path.display()),
+            },
+            (false, true) => self.watcher = None,
+            _ => {}
+        }
     }
 }
 

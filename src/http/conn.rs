@@ -100,6 +100,27 @@ impl<R: AsyncReadRent> ConnReader<R> {
         }
     }
 
+    /// Reads up to `max` bytes straight into the end of `out` (another buffer, typically a
+    /// client's pending output), bypassing this reader's buffer: one copy fewer for bulk
+    /// bodies. Only valid when nothing is buffered here.
+    pub async fn read_into_vec(&mut self, mut out: Vec<u8>, max: usize) -> (ReadOutcome, Vec<u8>) {
+        debug_assert!(!self.has_buffered());
+        out.reserve(max);
+        let len = out.len();
+        let slice = out.slice_mut(len..len + max);
+        let (res, slice) = self.io.read(slice).await;
+        let out = slice.into_inner();
+        let outcome = match res {
+            Ok(0) => ReadOutcome::Eof,
+            Ok(n) => {
+                self.bytes_read += n as u64;
+                ReadOutcome::Data
+            }
+            Err(e) => ReadOutcome::Failed(e),
+        };
+        (outcome, out)
+    }
+
     /// Same as [`fill`](Self::fill) with an idle timeout instead of a deadline.
     pub async fn fill_within(&mut self, idle: Duration) -> ReadOutcome {
         self.fill(Some(Instant::now() + idle)).await

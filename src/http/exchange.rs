@@ -124,7 +124,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
         length: BodyLength,
         close: bool,
     ) -> io::Result<()> {
-        let mut close = close || !self.client_keep_alive;
+        let mut close = close || !self.client_keep_alive || self.drain.is_fired();
         self.chunked = false;
         let http10 = self.http10;
         let mut chunked = false;
@@ -171,6 +171,10 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
             out.extend_from_slice(data);
         }
         self.writer.flush().await
+    }
+
+    fn raw_body_buffer(&mut self) -> Option<&mut Vec<u8>> {
+        (!self.chunked && !self.head_only).then(|| self.writer.buffer())
     }
 
     async fn flush(&mut self) -> io::Result<()> {
@@ -253,6 +257,11 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
     /// Whether the connection can carry another request after this exchange.
     pub fn keeps_connection(&self) -> bool {
         self.sink.committed && !self.sink.close_after && self.body.body.is_done()
+    }
+
+    /// The request body (if any) was read to its end.
+    pub fn body_complete(&self) -> bool {
+        self.body.body.is_done()
     }
 
     pub fn aborted(&self) -> bool {

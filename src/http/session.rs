@@ -81,7 +81,11 @@ pub async fn serve<R, W>(
             return;
         }
         if outcome.close || !exchange.keeps_connection() {
-            if outcome.sent {
+            // A client that asked to close and whose request was read to the end has nothing
+            // left in flight: close at once. Otherwise linger so unread bytes cannot turn
+            // into a reset that destroys the response.
+            let clean = !head.keep_alive && exchange.body_complete() && !reader.has_buffered();
+            if outcome.sent && !clean {
                 linger_close(&mut reader, &mut writer).await;
             }
             return;

@@ -216,7 +216,12 @@ impl Dito {
         // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our
         // own child, which is not reaped before this handle drops, so it cannot be reused.
         let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {sig}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Waits up to `timeout` for the process to exit; its exit code (128 + N when signal N
@@ -243,7 +248,14 @@ impl Dito {
     pub fn wait_for_output(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.lines.all.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            if self
+                .lines
+                .all
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
                 return true;
             }
             if Instant::now() >= deadline {
