@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import load, procs, report, targets  # noqa: E402
@@ -33,13 +34,14 @@ SCENARIOS = {
     "new-conn": ("/bytes/13", True, "one new connection per request (Connection: close), 13 B"),
 }
 QUICK_SCENARIOS = "ka-small,ka-16k"
-DEFAULT_BACKEND = "echo"  # measured faster than nginx-as-origin here; see bench/README.md
+DEFAULT_BACKEND = "nginx"  # faster than dito-echo as the origin here: bench/README.md
 LAYOUTS = {  # LAYOUT -> (load generator cpus, proxy cpus, backend cpus); "" = float
     "unpinned": ("", "", ""),
     "pinned": ("0", "1", "1"),
 }
 
 
+HARNESS_FILES = ("run.py", "setup.sh", "harness", "peers", "*.md", ".gitignore")
 ENV_NAMES = []  # every environment variable an option reads
 
 
@@ -143,24 +145,29 @@ def measure(target, sc, cfg, tools):
     path, close, _ = SCENARIOS[sc]
     backend = target.backend
     if not target.proc.alive() or not backend.proc.alive():
-        return None
+        return {"failed": "process not running"}
     pids, bpids = target.proc.pids(), backend.proc.pids()
     rss_reset = procs.reset_peak_rss(pids)
     url = target.url(path)
-    if cfg.warmup:
-        load.run(cfg.loadgen, url, cfg.connections, cfg.warmup, cfg.wrk_threads, close,
-                 cfg.loadgen_cpus, tools)
-    c0, b0 = procs.cpu_seconds(pids), procs.cpu_seconds(bpids)
-    r = load.run(cfg.loadgen, url, cfg.connections, cfg.duration, cfg.wrk_threads, close,
-                 cfg.loadgen_cpus, tools)
-    c1, b1 = procs.cpu_seconds(pids), procs.cpu_seconds(bpids)
+    try:
+        if cfg.warmup:
+            load.run(cfg.loadgen, url, cfg.connections, cfg.warmup, cfg.wrk_threads, close,
+                     cfg.loadgen_cpus, tools)
+        c0, b0 = procs.cpu_seconds(pids), procs.cpu_seconds(bpids)
+        r = load.run(cfg.loadgen, url, cfg.connections, cfg.duration, cfg.wrk_threads, close,
+                     cfg.loadgen_cpus, tools)
+        c1, b1 = procs.cpu_seconds(pids), procs.cpu_seconds(bpids)
+    except load.LoadFailed as e:
+        print(f"bench: {target.name}, {sc}: {e}")
+        return {"failed": str(e)}
     if not target.proc.alive():
         print(f"bench: {target.name} died during {sc}:\n{target.proc.log_tail()}")
-        return None
+        return {"failed": "died during the run: " + target.proc.log_tail(5)}
     n = max(r["requests"], 1)
     r.update(cpu_s=c1 - c0, cpu_us_per_req=(c1 - c0) / n * 1e6,
              backend_cpu_s=b1 - b0, backend_cpu_us_per_req=(b1 - b0) / n * 1e6,
-             rss_kib=procs.peak_rss_kib(pids), rss_reset=rss_reset, pids=len(pids))
+             rss_kib=procs.peak_rss_kib(pids), pss_kib=procs.pss_kib(pids),
+             rss_reset=rss_reset, pids=len(pids))
     return r
 
 
@@ -176,7 +183,7 @@ def run_rounds(tlist, cfg, tools):
                 done += 1
                 r = measure(t, sc, cfg, tools)
                 runs[sc][t.name].append(r)
-                msg = "DIED" if r is None else (
+                msg = "FAILED" if "failed" in r else (
                     f"{r['rps']:>10,.0f} req/s  p99 {r['p99_us'] / 1000:6.2f} ms  "
                     f"cpu {r['cpu_us_per_req']:5.1f} µs/req  errors {r['errors']}")
                 print(f"[{done:>3}/{total}] {sc:<9} round {rnd + 1} {t.name:<12} {msg}",
@@ -185,30 +192,35 @@ def run_rounds(tlist, cfg, tools):
     return runs
 
 
-def describe(cfg, backend_name):
+def describe(cfg, backend_name, proxies=True):
     lay = cfg.layout
     if any((cfg.loadgen_cpus, cfg.proxy_cpus, cfg.backend_cpus)):
         lay += (f" (load generator cpus {cfg.loadgen_cpus or 'any'}, proxies "
                 f"{cfg.proxy_cpus or 'any'}, backend {cfg.backend_cpus or 'any'})")
     lg = f"{cfg.loadgen} ({cfg.wrk_threads} thread)" if cfg.loadgen == "wrk" else cfg.loadgen
-    return (f"Layout {lay}; {lg} × {cfg.connections} connections; {cfg.duration} s runs after "
-            f"{cfg.warmup} s warm-up, {cfg.rounds} interleaved rounds, medians; proxies with "
-            f"{cfg.workers} workers (Dito io_driver {cfg.io_driver}, pin_workers "
-            f"{cfg.pin_workers}); backend {backend_name} ({cfg.backend_workers} worker"
-            f"{'' if cfg.backend == 'nginx' else '; thread per connection'}).")
+    text = (f"Layout {lay}; {lg} × {cfg.connections} connections; {cfg.duration} s runs "
+            f"after {cfg.warmup} s warm-up, {cfg.rounds} interleaved rounds, medians; ")
+    if proxies:
+        text += (f"proxies with {cfg.workers} workers (Dito io_driver {cfg.io_driver}, "
+                 f"pin_workers {cfg.pin_workers}); ")
+    ngx = f"nginx serving files ({cfg.backend_workers} worker)"
+    echo = "dito-echo (a thread per connection)"
+    if not proxies:
+        return text + f"origins {echo} and {ngx}, each measured alone."
+    return text + f"backend {ngx if backend_name == 'nginx' else echo}."
 
 
 def main(argv):
     cfg = parse_args(argv)
     tools = find_tools(cfg)
     procs.install_signal_handlers()
-    tmp = tempfile.mkdtemp(prefix="dito-bench-")
-    os.chmod(tmp, 0o755)  # nginx workers run as nobody and read www/ from here
     started = datetime.datetime.now()
     meta = {
         "date": started.strftime("%Y-%m-%d %H:%M"),
-        "commit": sh(["git", "rev-parse", "--short", "HEAD"]) +
-        ("-dirty" if sh(["git", "status", "--porcelain", "--untracked-files=no"]) else ""),
+        # -dirty: uncommitted changes to what is built (the harness itself does not count)
+        "commit": sh(["git", "rev-parse", "--short", "HEAD"]) + (
+            "-dirty" if sh(["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+                           + [f":(exclude)bench/{p}" for p in HARNESS_FILES]) else ""),
         "machine": f"{os.cpu_count()} cpus (nproc {sh(['nproc'])}), Linux "
                    f"{platform.release()}, {platform.machine()}",
         "loadavg_start": loadavg(),
@@ -221,6 +233,8 @@ def main(argv):
         meta["command"] = " ".join(
             [f"{k}={os.environ[k]}" for k in ENV_NAMES if k in os.environ] +
             [os.environ["BENCH_COMMAND"]])
+    tmp = tempfile.mkdtemp(prefix="dito-bench-")
+    os.chmod(tmp, 0o755)  # nginx workers run as nobody and read www/ from here
     try:
         if cfg.compare_backends:
             ports = procs.pick_ports(cfg.port_base, 2)
@@ -231,7 +245,7 @@ def main(argv):
             tlist, refs, subject, peers = [echo, ngx], ["nginx-origin"], None, ()
             runs = run_rounds(tlist, cfg, tools)
             meta["title"] = "Origins compared: dito-echo vs nginx serving files (direct)"
-            meta["setup"] = describe(cfg, "each origin alone")
+            meta["setup"] = describe(cfg, "", proxies=False)
         else:
             ports = procs.pick_ports(cfg.port_base, 1 + len(cfg.targets))
             backend = targets.start_backend(cfg.backend, ports[0], cfg, tmp, tools)
@@ -251,7 +265,7 @@ def main(argv):
             subject, peers = "dito", ("nginx", "haproxy")
             runs = run_rounds(tlist, cfg, tools)
             meta["title"] = "Dito vs nginx vs HAProxy"
-            meta["setup"] = describe(cfg, backend.name)
+            meta["setup"] = describe(cfg, cfg.backend)
     finally:
         procs.stop_all()
         if cfg.keep_tmp:
@@ -286,3 +300,7 @@ if __name__ == "__main__":
     except RuntimeError as e:
         procs.stop_all()
         sys.exit(f"bench: {e}")
+    except Exception:
+        procs.stop_all()
+        traceback.print_exc()
+        sys.exit("bench: failed (traceback above); every process it started has been ended")

@@ -51,4 +51,4 @@ for t in wrk nginx haproxy; do
     p="$(command -v $t || echo /usr/sbin/$t)"
     [ -x "$p" ] || { echo "setup.sh: $t not found after install" >&2; exit 1; }
 done
-echo "setup.sh: ok ($(wrk -v 2>&1 | head -1 | cut -c1-40); $(/usr/sbin/nginx -v 2>&1); $(/usr/sbin/haproxy -v | head -1 | cut -c1-40); $("$tools/bin/oha" --version))"
+echo "setup.sh: ok ($(wrk -v 2>&1 | head -1 | sed "s/ Copyright.*//"); $(/usr/sbin/nginx -v 2>&1); $(/usr/sbin/haproxy -v | head -1 | cut -d" " -f1-3); $("$tools/bin/oha" --version))"

@@ -87,6 +87,21 @@ def peak_rss_kib(pids):
     return total
 
 
+def pss_kib(pids):
+    """Sum of Pss (shared pages split between their users) now, in KiB."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
 class Proc:
     """A started process; `cpus` wraps it in `taskset -c CPUS` (taskset execs, same PID)."""
 

@@ -1,6 +1,7 @@
 """Medians over rounds, ratios paired per round, and the markdown tables.
 
-`runs[scenario][target]` is a list with one dict per round (None where the target had died).
+`runs[scenario][target]` is a list with one dict per round ({"failed": why} for a run that
+failed: the target died or the load generator failed or hung).
 A ratio A ÷ B is computed in each round from that round's two runs, then the median of those
 per-round ratios is reported (with their min–max), so drift across rounds cancels out.
 """
@@ -15,10 +16,14 @@ def _med(xs):
     return statistics.median(xs) if xs else None
 
 
+def _ok(run):
+    return bool(run) and "failed" not in run
+
+
 def _paired(a_runs, b_runs, key):
     out = []
     for a, b in zip(a_runs, b_runs):
-        if a and b and a.get(key) and b.get(key):
+        if _ok(a) and _ok(b) and a.get(key) and b.get(key):
             out.append(a[key] / b[key])
     return out
 
@@ -29,7 +34,7 @@ def summarise(runs, refs):
     for sc, by_target in runs.items():
         summary[sc] = {}
         for name, rs in by_target.items():
-            ok = [r for r in rs if r]
+            ok = [r for r in rs if _ok(r)]
             s = {m: _med([r.get(m) for r in ok]) for m in METRICS}
             s["rounds"] = len(ok)
             s["failed_rounds"] = len(rs) - len(ok)
@@ -88,7 +93,7 @@ def results_table(summary, refs, scenarios_doc):
             if s["errors"]:
                 err = f"{s['errors']} ({s['non2xx']} non-2xx, {s['socket_errors']} socket)"
             if s["failed_rounds"]:
-                err += f"; DIED in {s['failed_rounds']} round(s)"
+                err += f"; FAILED in {s['failed_rounds']} round(s)"
             row = [sc, name, _int(s["rps"])] + [_ratio(s, r) for r in refs] + [
                 _lat(s["p50_us"]), _lat(s["p99_us"]), _n(s["cpu_us_per_req"], 1),
                 _n(s["backend_cpu_us_per_req"], 1), _mib(s["rss_kib"]), err]

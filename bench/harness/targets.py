@@ -50,6 +50,7 @@ class Target:
         self.name = name
         self.port = port
         self.proc = proc  # charged with CPU time and RSS
+        self.backend = None  # the Target whose CPU is reported as "backend µs/req"
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
