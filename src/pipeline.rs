@@ -23,9 +23,8 @@ use crate::downstream::Downstream;
 use crate::error::ProxyError;
 use crate::http::request::{BodyFraming, RequestHead, TargetForm};
 use crate::http::response::Response;
-use crate::route::write_upstream_target;
 use crate::upstream::forward::{forward, Forward, ForwardError};
-use crate::upstream::request_head::{write_request_head, HeadInputs};
+use crate::upstream::request_head::HeadInputs;
 use crate::worker::state::WorkerState;
 
 /// Per-request facts that every phase may read.
@@ -101,25 +100,19 @@ pub async fn handle<D: Downstream>(
     }
 
     // 5. Forward: the upstream request head (spec §3), then the exchange.
-    let mut target = Vec::with_capacity(path.len() + 64);
-    write_upstream_target(route, path, head.query(), &m, &mut target);
-    let mut upstream_head = Vec::with_capacity(512 + head.target().len());
-    write_request_head(
-        &mut upstream_head,
-        head,
-        &HeadInputs {
-            target: &target,
-            client_ip: ctx.peer.ip(),
-            proto: "http",
-            request_id: &ctx.request_id,
-            rules: &upstream.rules,
-        },
-    );
+    let inputs = HeadInputs {
+        route,
+        route_match: &m,
+        client_ip: ctx.peer.ip(),
+        proto: "http",
+        request_id: &ctx.request_id,
+        rules: &upstream.rules,
+    };
     let fwd = Forward {
         worker,
         route: upstream,
         req: head,
-        head: &upstream_head,
+        head: &inputs,
         request_id: &ctx.request_id,
         started: ctx.started,
         request_timeout: generation.snapshot.request_timeout,

@@ -164,7 +164,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
         }
         let out = self.writer.buffer();
         if self.chunked {
-            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            push_chunk_size(out, data.len());
             out.extend_from_slice(data);
             out.extend_from_slice(b"\r\n");
         } else {
@@ -204,9 +204,15 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
 }
 
 fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
+    // Status codes are three digits (the upstream head parser enforces 100–999).
+    let s = status.min(999);
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
-    out.push(b' ');
+    out.extend_from_slice(&[
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+        b' ',
+    ]);
     out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
 }
@@ -332,4 +338,22 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'c, R, W
             .send(resp, directive, self.sink.head_only)
             .await
     }
+}
+
+/// Appends `{len:x}\r\n` without allocating.
+fn push_chunk_size(out: &mut Vec<u8>, len: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    let mut n = len;
+    loop {
+        i -= 1;
+        buf[i] = HEX[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(b"\r\n");
 }

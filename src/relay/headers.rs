@@ -20,22 +20,39 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn is_hop_by_hop(up: &ResponseHead, name: &[u8]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-        || std::str::from_utf8(name).is_ok_and(|n| {
-            up.headers()
+/// Decides which response fields are hop-by-hop: the fixed list plus whatever the
+/// `Connection` fields name (collected once; most responses have none).
+struct HopByHop<'a> {
+    connection_values: Vec<&'a [u8]>,
+}
+
+impl<'a> HopByHop<'a> {
+    fn of(up: &'a ResponseHead) -> Self {
+        HopByHop {
+            connection_values: up
+                .headers()
                 .filter(|(k, _)| k.eq_ignore_ascii_case(b"connection"))
-                .any(|(_, v)| has_token(v, n))
-        })
+                .map(|(_, v)| v)
+                .collect(),
+        }
+    }
+
+    fn contains(&self, name: &[u8]) -> bool {
+        HOP_BY_HOP
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+            || (!self.connection_values.is_empty()
+                && std::str::from_utf8(name)
+                    .is_ok_and(|n| self.connection_values.iter().any(|v| has_token(v, n))))
+    }
 }
 
 /// Headers for an interim response: the upstream's, less hop-by-hop fields.
 pub fn interim_headers(up: &ResponseHead) -> HeaderList {
     let mut out = HeaderList::with_capacity(4, 128);
+    let hop = HopByHop::of(up);
     for (n, v) in up.headers() {
-        if !is_hop_by_hop(up, n) {
+        if !hop.contains(n) {
             out.push(n, v);
         }
     }
@@ -50,8 +67,9 @@ pub fn final_headers(up: &ResponseHead, request_id: &str, response_time: Duratio
     let mut out = HeaderList::with_capacity(up.headers().count() + 6, 512);
     let (mut nosniff, mut frame, mut referrer) = (false, false, false);
     let mut length_written = false;
+    let hop = HopByHop::of(up);
     for (n, v) in up.headers() {
-        if is_hop_by_hop(up, n) || n.eq_ignore_ascii_case(b"x-request-id") {
+        if hop.contains(n) || n.eq_ignore_ascii_case(b"x-request-id") {
             continue;
         }
         let is_length = n.eq_ignore_ascii_case(b"content-length");
@@ -60,7 +78,8 @@ pub fn final_headers(up: &ResponseHead, request_id: &str, response_time: Duratio
             ResponseFraming::None => {}
             ResponseFraming::Length(len) if is_length => {
                 if !length_written {
-                    out.push(n, len.to_string().as_bytes());
+                    let mut digits = itoa_buf();
+                    out.push(n, format_u64(len, &mut digits));
                     length_written = true;
                 }
                 continue;
@@ -83,7 +102,64 @@ pub fn final_headers(up: &ResponseHead, request_id: &str, response_time: Duratio
         out.push(b"Referrer-Policy", b"strict-origin-when-cross-origin");
     }
     out.push(b"X-Request-ID", request_id.as_bytes());
-    let ms = response_time.as_secs_f64() * 1000.0;
-    out.push(b"X-Response-Time", format!("{ms:.3}ms").as_bytes());
+    let mut time = [0u8; 32];
+    out.push(b"X-Response-Time", format_millis(response_time, &mut time));
     out
+}
+
+/// A buffer for [`format_u64`].
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+/// Decimal digits of `n` in `buf`, without allocating.
+pub fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// `X-Response-Time` value: milliseconds with 3 decimals and the unit, e.g. `0.431ms`.
+fn format_millis(d: Duration, out: &mut [u8; 32]) -> &[u8] {
+    let micros = d.as_micros().min(u128::from(u64::MAX)) as u64;
+    let mut buf = itoa_buf();
+    let whole = format_u64(micros / 1000, &mut buf);
+    let n = whole.len();
+    out[..n].copy_from_slice(whole);
+    let frac = micros % 1000;
+    out[n] = b'.';
+    out[n + 1] = b'0' + (frac / 100) as u8;
+    out[n + 2] = b'0' + (frac / 10 % 10) as u8;
+    out[n + 3] = b'0' + (frac % 10) as u8;
+    out[n + 4] = b'm';
+    out[n + 5] = b's';
+    &out[..n + 6]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formatting() {
+        let mut b = itoa_buf();
+        assert_eq!(format_u64(0, &mut b), b"0");
+        assert_eq!(format_u64(1_048_576, &mut b), b"1048576");
+        assert_eq!(format_u64(u64::MAX, &mut b), b"18446744073709551615");
+        let mut t = [0u8; 32];
+        assert_eq!(
+            format_millis(Duration::from_micros(431), &mut t),
+            b"0.431ms"
+        );
+        assert_eq!(
+            format_millis(Duration::from_micros(12_005), &mut t),
+            b"12.005ms"
+        );
+    }
 }

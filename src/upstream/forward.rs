@@ -17,6 +17,7 @@ use monoio::time::Instant;
 
 use super::connect;
 use super::pool::{Checkout, Permit, UpstreamConn};
+use super::request_head::{write_request_head, HeadInputs};
 use super::route::WorkerRoute;
 use crate::downstream::{BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::{ProxyError, UpstreamErrorKind};
@@ -43,8 +44,8 @@ pub struct Forward<'a> {
     pub worker: &'a WorkerState,
     pub route: &'a WorkerRoute,
     pub req: &'a RequestHead,
-    /// The upstream request head, complete.
-    pub head: &'a [u8],
+    /// What the upstream request head is built from (written into the connection's buffer).
+    pub head: &'a HeadInputs<'a>,
     pub request_id: &'a str,
     pub started: Instant,
     pub request_timeout: Option<Duration>,
@@ -92,12 +93,11 @@ async fn acquire(
 ) -> Result<(UpstreamConn, Permit, bool), ForwardError> {
     let t = &f.route.transport;
     let fail = |k| ForwardError::Respond(ProxyError::Upstream(k));
-    let dial_deadline = Instant::now() + t.dial_timeout;
     let work = async {
         let checkout = f
             .worker
             .pool
-            .checkout(&f.route.key, f.route.pool_limits, reuse, dial_deadline)
+            .checkout(&f.route.key, f.route.pool_limits, reuse, t.dial_timeout)
             .await
             .ok_or(fail(UpstreamErrorKind::ConnectionLimit))?;
         match checkout {
@@ -147,7 +147,7 @@ async fn exchange<D: Downstream>(
         head_buf: mut head,
     } = conn;
     head.clear();
-    head.extend_from_slice(f.head);
+    write_request_head(&mut head, f.req, f.head);
     let (res, head) = wr.write_all(head).await;
     if res.is_err() {
         return Attempt::FailedEarly(UpstreamErrorKind::Reset);
@@ -157,7 +157,8 @@ async fn exchange<D: Downstream>(
         let has_body = f.req.framing != BodyFraming::None;
         let chunked = f.req.framing == BodyFraming::Chunked;
         let mut go = !(f.req.expect_continue && has_body);
-        let expect_deadline = Instant::now() + f.route.transport.expect_continue_timeout;
+        let expect_deadline =
+            (!go).then(|| Instant::now() + f.route.transport.expect_continue_timeout);
         let mut upload = pin!(upload_body(body, &mut wr, chunked, f.max_request_body));
         let mut state = if has_body {
             Upload::Pending
@@ -369,23 +370,31 @@ fn head_deadline(
     sent_at: Option<Instant>,
     rht: Duration,
     go: bool,
-    expect_deadline: Instant,
+    expect_deadline: Option<Instant>,
 ) -> (Instant, Timeout) {
-    let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    let mut best = (
-        request_deadline.unwrap_or(far),
-        Timeout::Fail(UpstreamErrorKind::RequestTimeout),
-    );
-    if let Some(at) = sent_at {
-        let d = at + rht;
-        if d < best.0 {
-            best = (d, Timeout::Fail(UpstreamErrorKind::ResponseHeaderTimeout));
+    let mut best: Option<(Instant, Timeout)> =
+        request_deadline.map(|d| (d, Timeout::Fail(UpstreamErrorKind::RequestTimeout)));
+    let mut consider = |d: Instant, t: Timeout| {
+        if best.as_ref().is_none_or(|(b, _)| d < *b) {
+            best = Some((d, t));
         }
+    };
+    if let Some(at) = sent_at {
+        consider(
+            at + rht,
+            Timeout::Fail(UpstreamErrorKind::ResponseHeaderTimeout),
+        );
     }
-    if !go && expect_deadline < best.0 {
-        best = (expect_deadline, Timeout::SendOwnContinue);
+    if let (false, Some(d)) = (go, expect_deadline) {
+        consider(d, Timeout::SendOwnContinue);
     }
-    best
+    // No deadline applies (request_timeout 0s, body still uploading): a year is forever here.
+    best.unwrap_or_else(|| {
+        (
+            Instant::now() + Duration::from_secs(86_400 * 365),
+            Timeout::Fail(UpstreamErrorKind::RequestTimeout),
+        )
+    })
 }
 
 fn invalid_response<S: ResponseSink>(sink: &mut S) -> ForwardError {

@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -78,8 +79,49 @@ struct HostEntry {
 
 #[derive(Default)]
 struct Inner {
-    hosts: HashMap<PoolKey, HostEntry>,
+    hosts: HashMap<PoolKey, HostEntry, BuildHasherDefault<FxHasher>>,
     total_idle: usize,
+}
+
+/// A small, fast, non-cryptographic hasher for the pool's keys: they come from the config,
+/// not from clients, so SipHash's flooding resistance buys nothing on this per-request path.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
 }
 
 /// One worker's pool.
@@ -116,7 +158,7 @@ pub enum Checkout {
 }
 
 impl Pool {
-    /// An idle connection or an open slot for `key`, waiting at the cap until `deadline`.
+    /// An idle connection or an open slot for `key`, waiting at the cap up to `max_wait`.
     /// `None` when the deadline passes first (`connection_limit`).
     /// With `reuse` false, idle connections are left alone (a retry wants a new one).
     pub async fn checkout(
@@ -124,13 +166,15 @@ impl Pool {
         key: &PoolKey,
         limits: PoolLimits,
         reuse: bool,
-        deadline: Instant,
+        max_wait: Duration,
     ) -> Option<Checkout> {
+        let mut deadline = None;
         loop {
             if let Some(c) = self.try_checkout(key, limits, reuse) {
                 return Some(c);
             }
-            let woken = monoio::time::timeout_at(deadline, self.wait(key)).await;
+            let d = *deadline.get_or_insert_with(|| Instant::now() + max_wait);
+            let woken = monoio::time::timeout_at(d, self.wait(key)).await;
             if woken.is_err() {
                 return None;
             }

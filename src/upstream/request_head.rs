@@ -11,10 +11,12 @@
 //! chunked` for a chunked one. Everything else keeps its order and case. Pure function of its
 //! inputs; worker thread.
 
+use std::io::Write;
 use std::net::IpAddr;
 
 use crate::http::headers::has_token;
 use crate::http::request::{BodyFraming, RequestHead};
+use crate::route::{write_upstream_target, Route, RouteMatch};
 
 /// Per-location header rules, prepared once per generation.
 #[derive(Debug, Clone)]
@@ -61,8 +63,10 @@ fn is_in(list: &[&str], name: &[u8]) -> bool {
 
 /// Everything the head depends on besides the client's request.
 pub struct HeadInputs<'a> {
-    /// Upstream path and query (already rewritten).
-    pub target: &'a [u8],
+    /// The matched location and where its pattern matched: the upstream path and query are
+    /// rewritten from them (spec §3).
+    pub route: &'a Route,
+    pub route_match: &'a RouteMatch,
     pub client_ip: IpAddr,
     /// `http` or `https`: the listener's scheme.
     pub proto: &'a str,
@@ -74,7 +78,7 @@ pub struct HeadInputs<'a> {
 pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs<'_>) {
     out.extend_from_slice(req.method());
     out.push(b' ');
-    out.extend_from_slice(inp.target);
+    write_upstream_target(inp.route, req.path(), req.query(), inp.route_match, out);
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     // Step 3 (and its step-4 override) first: Host leads the head by convention.
@@ -96,7 +100,6 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs
         !name.is_empty() && connection_values.iter().any(|v| has_token(v, name))
     };
 
-    let mut forwarded_for: Vec<u8> = Vec::new();
     let mut te_trailers_sent = false;
     for (name, value) in req.headers() {
         if name.eq_ignore_ascii_case(b"te")
@@ -113,16 +116,6 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs
         if is_in(HOP_BY_HOP, name) || named_by_connection(name) {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            let v = value.trim_ascii();
-            if !v.is_empty() {
-                if !forwarded_for.is_empty() {
-                    forwarded_for.extend_from_slice(b", ");
-                }
-                forwarded_for.extend_from_slice(v);
-            }
-            continue;
-        }
         if is_in(REPLACED, name) || inp.rules.excludes(name) || inp.rules.adds(name) {
             continue;
         }
@@ -131,11 +124,19 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs
 
     // Step 2, with step 4's exclusions applied to Dito's own fields too.
     if !inp.rules.excludes(b"x-forwarded-for") && !inp.rules.adds(b"x-forwarded-for") {
-        if !forwarded_for.is_empty() {
-            forwarded_for.extend_from_slice(b", ");
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        for (name, value) in req.headers() {
+            let v = value.trim_ascii();
+            if name.eq_ignore_ascii_case(b"x-forwarded-for")
+                && !named_by_connection(name)
+                && !v.is_empty()
+            {
+                out.extend_from_slice(v);
+                out.extend_from_slice(b", ");
+            }
         }
-        forwarded_for.extend_from_slice(inp.client_ip.to_canonical().to_string().as_bytes());
-        push_field(out, b"X-Forwarded-For", &forwarded_for);
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{}\r\n", inp.client_ip.to_canonical());
     }
     if let Some(host) = req.host() {
         if !inp.rules.excludes(b"x-forwarded-host") && !inp.rules.adds(b"x-forwarded-host") {

@@ -5,6 +5,7 @@
 use super::*;
 use crate::http::limits::HeadLimits;
 use crate::http::request::parse_head;
+use crate::route::{RouteSpec, Router};
 
 const LIMITS: HeadLimits = HeadLimits {
     max_request_line_bytes: 8192,
@@ -21,14 +22,25 @@ fn rules() -> HeaderRules {
     }
 }
 
+/// Builds the head for `raw` routed through `^/api` → `/base` (so `/api/x?q=1` goes to
+/// `/base/x?q=1`).
 fn build(raw: &[u8], rules: &HeaderRules) -> String {
     let (req, _) = parse_head(raw, &LIMITS).unwrap().unwrap();
+    let router = Router::build(&[RouteSpec {
+        pattern: "^/api".into(),
+        target_path: "/base".into(),
+        target_query: None,
+        replace_path: false,
+    }])
+    .unwrap();
+    let m = router.lookup(req.path()).unwrap();
     let mut out = Vec::new();
     write_request_head(
         &mut out,
         &req,
         &HeadInputs {
-            target: b"/base/x?q=1",
+            route: router.get(m.index).unwrap(),
+            route_match: &m,
             client_ip: "::ffff:10.1.2.3".parse().unwrap(),
             proto: "http",
             request_id: "rid",
@@ -67,7 +79,7 @@ fn connection_cannot_remove_dito_headers_and_host_override_wins() {
     let mut r = rules();
     r.host_override = Some("override.example".into());
     let head = build(
-        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Forwarded-For, X-Request-ID\r\n\
+        b"GET /api/x?q=1 HTTP/1.1\r\nHost: h\r\nConnection: X-Forwarded-For, X-Request-ID\r\n\
           X-Forwarded-For: 9.9.9.9\r\nContent-Length: 3\r\n\r\n",
         &r,
     );
@@ -82,7 +94,7 @@ fn connection_cannot_remove_dito_headers_and_host_override_wins() {
 fn excluded_headers_apply_to_forwarded_fields_too() {
     let mut r = rules();
     r.excluded = vec!["x-forwarded-for".into(), "x-forwarded-proto".into()];
-    let head = build(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+    let head = build(b"GET /api/x?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", &r);
     assert!(!head.contains("X-Forwarded-For"));
     assert!(!head.contains("X-Forwarded-Proto"));
     assert!(head.contains("X-Forwarded-Host: h\r\n"));
