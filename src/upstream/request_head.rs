@@ -96,8 +96,9 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs
         .map(|(_, v)| v)
         .collect();
     let named_by_connection = |name: &[u8]| {
-        let name = std::str::from_utf8(name).unwrap_or("");
-        !name.is_empty() && connection_values.iter().any(|v| has_token(v, name))
+        !connection_values.is_empty()
+            && std::str::from_utf8(name)
+                .is_ok_and(|n| !n.is_empty() && connection_values.iter().any(|v| has_token(v, n)))
     };
 
     let mut te_trailers_sent = false;
