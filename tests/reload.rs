@@ -1215,3 +1215,28 @@ fn sigint_shuts_down_like_sigterm() {
         d.output()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Limits live in the snapshot (issue 5: "all of these limits reload with the config")
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn body_limits_change_with_a_reload() {
+    let wide = "response_limits:\n  max_response_body_size: 1000\n";
+    let narrow = "response_limits:\n  max_response_body_size: 10\nrequest_limits:\n  max_request_body_size: 5\n";
+    let (e, d) = echo_and_dito(wide, &[("^/b", "/bytes")]);
+    assert_eq!(status(d.addr, "/b/100"), Some(200));
+    std::fs::write(cfg_path(&d), echo_yaml(&e, narrow, &[("^/b", "/bytes")])).unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        poll(RELOAD_LIMIT, || status(d.addr, "/b/100") == Some(413)).is_some(),
+        "the narrower response limit did not apply; output:\n{}",
+        d.output()
+    );
+    let r = support::client::request(
+        d.addr,
+        b"POST /b/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabcdef",
+    );
+    assert_eq!(r.status, 413, "the narrower request limit did not apply");
+    assert!(r.body_str().contains("Request body too large"));
+}
