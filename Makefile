@@ -7,7 +7,7 @@ UPSTREAM ?= 127.0.0.1:8080
 PROFILE  ?= release
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-unit test-blackbox lint fmt update-config clean bench bench-quick
+.PHONY: help build run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -48,6 +48,11 @@ bench-quick: ## Quick benchmark: ka-small + ka-16k, 2 rounds, a few minutes
 	$(CARGO) build --release --workspace
 	bash bench/setup.sh
 	BENCH_COMMAND="make bench-quick" python3 bench/run.py --quick
+
+bench-reload: ## Reload under load: failed requests while Dito, nginx, HAProxy reload every second
+	$(CARGO) build --release --workspace
+	bash bench/setup.sh
+	BENCH_COMMAND="make bench-reload" python3 bench/run.py --reload
 
 clean: ## Remove build output and the rendered run config
 	$(CARGO) clean

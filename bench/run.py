@@ -6,6 +6,7 @@ cores, in the same run. See bench/README.md. Every option also reads an environm
     python3 bench/run.py                 # full run (make bench)
     python3 bench/run.py --quick         # ka-small + ka-16k, 2 rounds (make bench-quick)
     python3 bench/run.py --compare-backends   # dito-echo vs nginx as the origin (the floor)
+    python3 bench/run.py --reload        # failed requests while reloading (make bench-reload)
 """
 
 import argparse
@@ -21,7 +22,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load, procs, report, targets  # noqa: E402
+from harness import load, procs, reload, report, targets  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -34,6 +35,7 @@ SCENARIOS = {
     "new-conn": ("/bytes/13", True, "one new connection per request (Connection: close), 13 B"),
 }
 QUICK_SCENARIOS = "ka-small,ka-16k"
+RELOAD = "reload"  # the reload-under-load scenario (harness/reload.py); not in the default list
 DEFAULT_BACKEND = "nginx"  # faster than dito-echo as the origin here: bench/README.md
 LAYOUTS = {  # LAYOUT -> (load generator cpus, proxy cpus, backend cpus); "" = float
     "unpinned": ("", "", ""),
@@ -58,12 +60,19 @@ def parse_args(argv):
       help="ka-small + ka-16k, 2 rounds, shorter runs (BENCH_QUICK=1)")
     a("--compare-backends", action="store_true",
       help="measure dito-echo and nginx as origins (direct, no proxy) instead")
+    a("--reload", action="store_true", default=env("bench_reload", "") not in ("", "0"),
+      help="the reload scenario only: dito,nginx,haproxy, 1 round of 10 s (BENCH_RELOAD=1)")
     a("--scenarios", default=env("scenarios", ""),
-      help=f"comma list of {','.join(SCENARIOS)} (default all; quick: {QUICK_SCENARIOS})")
-    a("--targets", default=env("targets", "direct,dito,nginx,haproxy"))
-    a("--rounds", type=int, default=int(env("rounds", 0)) or None, help="default 3, quick 2")
+      help=f"comma list of {','.join(SCENARIOS)},{RELOAD} (default all but {RELOAD}; "
+           f"quick: {QUICK_SCENARIOS}; --reload: {RELOAD})")
+    a("--targets", default=env("targets", ""),
+      help="default direct,dito,nginx,haproxy (--reload: dito,nginx,haproxy)")
+    a("--rounds", type=int, default=int(env("rounds", 0)) or None,
+      help="default 3, quick 2, --reload 1")
     a("--duration", type=int, default=int(env("duration", 0)) or None,
-      help="seconds measured per run (default 8, quick 5)")
+      help="seconds measured per run (default 8, quick 5, --reload 10)")
+    a("--reload-interval", type=float, default=float(env("reload_interval", 1.0)),
+      help="seconds between reloads in the reload scenario (default 1)")
     a("--warmup", type=int, default=int(env("warmup", -1)), help="seconds (default 2, quick 1)")
     a("--connections", type=int, default=int(env("connections", 64)))
     a("--layout", default=env("layout", "unpinned"), choices=sorted(LAYOUTS))
@@ -83,15 +92,23 @@ def parse_args(argv):
     a("--out", default=env("bench_out", os.path.join(BENCH, "out")))
     a("--keep-tmp", action="store_true", help="keep the rendered configs and logs")
     c = p.parse_args(argv)
-    c.rounds = c.rounds or (2 if c.quick else 3)
-    c.duration = c.duration or (5 if c.quick else 8)
+    if c.reload and c.quick:
+        p.error("--reload and --quick do not combine (SCENARIOS=ka-small,reload does)")
+    c.rounds = c.rounds or (2 if c.quick else 1 if c.reload else 3)
+    c.duration = c.duration or (5 if c.quick else 10 if c.reload else 8)
     c.warmup = c.warmup if c.warmup >= 0 else (1 if c.quick else 2)
-    c.scenarios = [s for s in (c.scenarios or (QUICK_SCENARIOS if c.quick else
-                                               ",".join(SCENARIOS))).split(",") if s]
+    c.scenarios = [s for s in (c.scenarios or (
+        QUICK_SCENARIOS if c.quick else RELOAD if c.reload else ",".join(SCENARIOS))
+    ).split(",") if s]
     for s in c.scenarios:
-        if s not in SCENARIOS:
+        if s not in SCENARIOS and s != RELOAD:
             p.error(f"unknown scenario {s!r}")
-    c.targets = [t for t in c.targets.split(",") if t]
+    if RELOAD in c.scenarios and c.compare_backends:
+        p.error(f"--compare-backends has no {RELOAD} scenario")
+    if not 0.1 <= c.reload_interval <= 60:
+        p.error("--reload-interval: 0.1 to 60 seconds")
+    c.targets = [t for t in (c.targets or ("dito,nginx,haproxy" if c.reload else
+                                           "direct,dito,nginx,haproxy")).split(",") if t]
     lg, px, be = LAYOUTS[c.layout]
     c.loadgen_cpus = c.loadgen_cpus if c.loadgen_cpus is not None else lg
     c.proxy_cpus = c.proxy_cpus if c.proxy_cpus is not None else px
@@ -171,12 +188,12 @@ def measure(target, sc, cfg, tools):
     return r
 
 
-def run_rounds(tlist, cfg, tools):
+def run_rounds(tlist, cfg, tools, scenarios):
     """Interleaved rounds: round k starts at the k-th target (A B C D, B C D A, ...)."""
-    runs = {sc: {t.name: [] for t in tlist} for sc in cfg.scenarios}
-    total = len(cfg.scenarios) * cfg.rounds * len(tlist)
+    runs = {sc: {t.name: [] for t in tlist} for sc in scenarios}
+    total = len(scenarios) * cfg.rounds * len(tlist)
     done = 0
-    for sc in cfg.scenarios:
+    for sc in scenarios:
         for rnd in range(cfg.rounds):
             k = rnd % len(tlist)
             for t in tlist[k:] + tlist[:k]:
@@ -190,6 +207,22 @@ def run_rounds(tlist, cfg, tools):
                       flush=True)
                 time.sleep(0.3)
     return runs
+
+
+def run_reload(cfg, backend, tmp, tools, meta):
+    """The reload scenario, on proxies of its own (harness/reload.py), ended when it is done."""
+    skipped = [n for n in cfg.targets if n not in reload.KINDS]
+    rlist = reload.start(cfg.targets, backend, cfg, tmp, tools)
+    print("bench: reload scenario: " + ", ".join(f"{r.name} on :{r.t.port}" for r in rlist) +
+          (f" ({', '.join(skipped)}: nothing to reload, skipped)" if skipped else ""),
+          flush=True)
+    if not meta.get("dito_startup"):
+        meta["dito_startup"] = targets.dito_startup_lines(os.path.join(tmp, "reload"))
+    try:
+        return reload.run_rounds(rlist, cfg, tools) if rlist else {}
+    finally:
+        for r in rlist:
+            r.t.proc.stop()
 
 
 def describe(cfg, backend_name, proxies=True):
@@ -233,6 +266,7 @@ def main(argv):
         meta["command"] = " ".join(
             [f"{k}={os.environ[k]}" for k in ENV_NAMES if k in os.environ] +
             [os.environ["BENCH_COMMAND"]])
+    reload_runs = None
     tmp = tempfile.mkdtemp(prefix="dito-bench-")
     os.chmod(tmp, 0o755)  # nginx workers run as nobody and read www/ from here
     try:
@@ -243,28 +277,35 @@ def main(argv):
             print(f"bench: dito-echo on :{ports[0]}, nginx-origin on :{ports[1]}", flush=True)
             echo.backend, ngx.backend = echo, ngx  # each origin is charged alone
             tlist, refs, subject, peers = [echo, ngx], ["nginx-origin"], None, ()
-            runs = run_rounds(tlist, cfg, tools)
+            runs = run_rounds(tlist, cfg, tools, cfg.scenarios)
             meta["title"] = "Origins compared: dito-echo vs nginx serving files (direct)"
             meta["setup"] = describe(cfg, "", proxies=False)
         else:
-            ports = procs.pick_ports(cfg.port_base, 1 + len(cfg.targets))
+            normal = [sc for sc in cfg.scenarios if sc in SCENARIOS]
+            ports = procs.pick_ports(cfg.port_base, 1 + (len(cfg.targets) if normal else 0))
             backend = targets.start_backend(cfg.backend, ports[0], cfg, tmp, tools)
-            tlist = []
-            for name, port in zip(cfg.targets, ports[1:]):
-                if name == "direct":
-                    t = targets.Target("direct", backend.port, backend.proc)
-                else:
-                    t = targets.start_target(name, port, backend.port, cfg, tmp, tools)
-                t.backend = backend
-                tlist.append(t)
-            print("bench: " + ", ".join(f"{t.name} on :{t.port}" for t in tlist), flush=True)
-            meta["dito_startup"] = targets.dito_startup_lines(tmp)
-            for line in meta["dito_startup"]:
-                print(f"  dito: {line}")
+            runs = {}
+            if normal:
+                tlist = []
+                for name, port in zip(cfg.targets, ports[1:]):
+                    if name == "direct":
+                        t = targets.Target("direct", backend.port, backend.proc)
+                    else:
+                        t = targets.start_target(name, port, backend.port, cfg, tmp, tools)
+                    t.backend = backend
+                    tlist.append(t)
+                print("bench: " + ", ".join(f"{t.name} on :{t.port}" for t in tlist),
+                      flush=True)
+                meta["dito_startup"] = targets.dito_startup_lines(tmp)
+                for line in meta["dito_startup"]:
+                    print(f"  dito: {line}")
+                runs = run_rounds(tlist, cfg, tools, normal)
+            if RELOAD in cfg.scenarios:
+                reload_runs = run_reload(cfg, backend, tmp, tools, meta)
             refs = ["direct", "nginx", "haproxy"]
             subject, peers = "dito", ("nginx", "haproxy")
-            runs = run_rounds(tlist, cfg, tools)
-            meta["title"] = "Dito vs nginx vs HAProxy"
+            meta["title"] = ("Reload under load: " if not normal else "") + \
+                "Dito vs nginx vs HAProxy"
             meta["setup"] = describe(cfg, cfg.backend)
     finally:
         procs.stop_all()
@@ -274,8 +315,13 @@ def main(argv):
             shutil.rmtree(tmp, ignore_errors=True)
     meta["loadavg_end"] = loadavg()
     summary = report.summarise(runs, refs)
-    docs = {sc: f"{SCENARIOS[sc][2]}, GET {SCENARIOS[sc][0]}" for sc in cfg.scenarios}
-    md = report.markdown(meta, summary, refs, docs, subject, peers)
+    docs = {sc: f"{SCENARIOS[sc][2]}, GET {SCENARIOS[sc][0]}" for sc in cfg.scenarios
+            if sc in SCENARIOS}
+    extra = []
+    if reload_runs is not None:
+        reload_summary = reload.summarise(reload_runs)
+        extra.append(reload.markdown(reload_summary, cfg))
+    md = report.markdown(meta, summary, refs, docs, subject, peers, extra)
     print()
     print(md)
     os.makedirs(cfg.out, exist_ok=True)
@@ -283,7 +329,10 @@ def main(argv):
     kind = "origins" if cfg.compare_backends else "results"
     base = os.path.join(cfg.out, f"{kind}-{stamp}")
     with open(base + ".json", "w") as f:
-        json.dump({"meta": meta, "summary": summary, "runs": runs}, f, indent=1, default=str)
+        doc = {"meta": meta, "summary": summary, "runs": runs}
+        if reload_runs is not None:
+            doc["reload"] = {"summary": reload_summary, "runs": reload_runs}
+        json.dump(doc, f, indent=1, default=str)
     with open(base + ".md", "w") as f:
         f.write(md)
     print(f"bench: wrote {base}.json and {base}.md")

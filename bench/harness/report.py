@@ -128,16 +128,20 @@ def versus_table(summary, subject, peers):
     return "\n".join(lines) if found else ""
 
 
-def markdown(meta, summary, refs, scenarios_doc, subject=None, peers=()):
+def markdown(meta, summary, refs, scenarios_doc, subject=None, peers=(), extra=()):
+    """The run's header, the results table (if any scenario besides reload ran), the versus
+    table, then the `extra` sections (the reload table)."""
     out = [f"### {meta['title']}", "",
            f"{meta['date']} · commit `{meta['commit']}` · {meta['machine']} · "
            f"load average {meta['loadavg_start']} → {meta.get('loadavg_end', '?')}", "",
            f"`{meta['command']}`", "",
-           f"{meta['setup']}", "",
-           results_table(summary, refs, scenarios_doc), ""]
-    if subject:
+           f"{meta['setup']}", ""]
+    if summary:
+        out += [results_table(summary, refs, scenarios_doc), ""]
+    if subject and summary:
         vs = versus_table(summary, subject, peers)
         if vs:
             out += [f"{subject} ÷ peer, paired per round: median (min–max over rounds); "
                     "lower is better for CPU/req, p99 and RSS.", "", vs, ""]
+    out += list(extra)
     return "\n".join(out)

@@ -51,6 +51,8 @@ class Target:
         self.port = port
         self.proc = proc  # charged with CPU time and RSS
         self.backend = None  # the Target whose CPU is reported as "backend µs/req"
+        # What its config was rendered from (proxies only): the reload scenario re-renders it.
+        self.template, self.conf, self.values = None, None, None
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -97,26 +99,38 @@ def start_backend(kind, port, cfg, tmp, tools):
     return target
 
 
-def start_target(name, port, backend_port, cfg, tmp, tools):
-    """One proxy in front of the backend on its own port; returns a Target."""
+# Placeholders only the reload scenario fills (harness/reload.py); these are every other run's.
+EXTRA_DEFAULTS = {"LOG_LEVEL": "warn", "LOCATION_EXTRA": "", "GLOBAL_EXTRA": ""}
+TEMPLATES = {"dito": ("dito.yaml.tmpl", "dito.yaml"),
+             "nginx": ("nginx-proxy.conf.tmpl", "nginx-proxy.conf"),
+             "haproxy": ("haproxy.cfg.tmpl", "haproxy.cfg")}
+
+
+def start_target(name, port, backend_port, cfg, tmp, tools, extra=None):
+    """One proxy in front of the backend on its own port; returns a Target. `extra` overrides
+    EXTRA_DEFAULTS."""
     values = {"DIR": tmp, "PORT": port, "BACKEND": f"127.0.0.1:{backend_port}",
               "WORKERS": cfg.workers, "PIN_WORKERS": cfg.pin_workers,
-              "IO_DRIVER": cfg.io_driver}
+              "IO_DRIVER": cfg.io_driver, **EXTRA_DEFAULTS, **(extra or {})}
     log = os.path.join(tmp, f"{name}.log")
+    if name not in TEMPLATES:
+        raise ValueError(f"unknown target {name!r} (direct, dito, nginx, haproxy)")
+    template, conf_name = TEMPLATES[name]
     if name == "dito":
-        conf = render("dito.yaml.tmpl", os.path.join(tmp, "dito.yaml"), values)
+        conf = render(template, os.path.join(tmp, conf_name), values)
         proc = procs.Proc("dito", [os.path.join(cfg.bin_dir, "dito"), "-f", conf],
                           cpus=cfg.proxy_cpus, log_path=log)
     elif name == "nginx":
         proc = _nginx(tmp, "proxy", values, cfg.proxy_cpus, tools)
-    elif name == "haproxy":
-        conf = render("haproxy.cfg.tmpl", os.path.join(tmp, "haproxy.cfg"), values)
+        conf = os.path.join(tmp, conf_name)
+    else:
+        conf = render(template, os.path.join(tmp, conf_name), values)
         proc = procs.Proc("haproxy", [tools["haproxy"], "-db", "-f", conf],
                           cpus=cfg.proxy_cpus, log_path=log)
-    else:
-        raise ValueError(f"unknown target {name!r} (direct, dito, nginx, haproxy)")
     procs.wait_ready(proc, port, "/bytes/13")
-    return Target(name, port, proc)
+    t = Target(name, port, proc)
+    t.template, t.conf, t.values = template, conf, values
+    return t
 
 
 def dito_startup_lines(tmp, n=8):
