@@ -15,7 +15,7 @@ use super::body::{BodyError, BodyReader};
 use super::conn::ConnReader;
 use super::limits::SessionLimits;
 use super::request::{RequestHead, Version};
-use super::response::{ConnWriter, ConnectionDirective, Response};
+use super::response::{write_status_line, ConnWriter, ConnectionDirective, Response};
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::ProxyError;
 use crate::sys::AbortHandle;
@@ -201,20 +201,6 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
     fn committed(&self) -> bool {
         self.committed
     }
-}
-
-fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
-    // Status codes are three digits (the upstream head parser enforces 100–999).
-    let s = status.min(999);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&[
-        b'0' + (s / 100) as u8,
-        b'0' + (s / 10 % 10) as u8,
-        b'0' + (s % 10) as u8,
-        b' ',
-    ]);
-    out.extend_from_slice(reason);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// One request/response exchange on an HTTP/1.1 connection.

@@ -62,11 +62,7 @@ pub fn encode_response(
     out: &mut Vec<u8>,
 ) {
     out.reserve(128 + resp.body.len());
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_status(out, resp.status);
-    out.push(b' ');
-    out.extend_from_slice(reason_phrase(resp.status).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    write_status_line(out, resp.status, reason_phrase(resp.status).as_bytes());
     for (name, value) in &resp.headers {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
@@ -92,13 +88,19 @@ pub fn encode_response(
     }
 }
 
-fn push_status(out: &mut Vec<u8>, status: u16) {
+/// Appends `HTTP/1.1 NNN reason\r\n` (the status line is always HTTP/1.1, spec §4).
+pub fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
+    // Status codes are three digits (the upstream head parser enforces 100–999).
     let s = status.min(999);
+    out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(&[
         b'0' + (s / 100) as u8,
         b'0' + (s / 10 % 10) as u8,
         b'0' + (s % 10) as u8,
+        b' ',
     ]);
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The write half of a client connection with its reusable output buffer.
