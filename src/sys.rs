@@ -53,6 +53,13 @@ pub struct AbortHandle {
 }
 
 impl AbortHandle {
+    /// For a connection that ends cleanly with nothing left to read: skip the separate
+    /// half-close, since the close that follows sends the FIN itself (one syscall fewer per
+    /// connection).
+    pub fn close_plainly(&self) {
+        self.no_fin.set(true);
+    }
+
     /// Arms the reset: the connection's close will send RST and no FIN.
     pub fn abort(&self) {
         set_linger_zero(self.fd);

@@ -87,6 +87,8 @@ pub async fn serve<R, W>(
             let clean = !head.keep_alive && exchange.body_complete() && !reader.has_buffered();
             if outcome.sent && !clean {
                 linger_close(&mut reader, &mut writer).await;
+            } else if clean {
+                abort.close_plainly();
             }
             return;
         }
