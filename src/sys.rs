@@ -34,6 +34,23 @@ pub fn set_linger_zero(fd: RawFd) -> bool {
     rc == 0
 }
 
+/// Sets TCP_NODELAY on an open TCP socket; false if the kernel refused.
+pub fn set_nodelay(fd: RawFd) -> bool {
+    let on: libc::c_int = 1;
+    // SAFETY: `fd` is an open socket owned by the caller for the duration of the call, and
+    // `on` is a valid `int` that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            std::ptr::addr_of!(on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
 /// A client TCP stream whose graceful half-close can be suppressed.
 ///
 /// monoio's write half sends a FIN (`shutdown(SHUT_WR)`) when it is dropped. An aborted
@@ -53,6 +70,11 @@ pub struct AbortHandle {
 }
 
 impl AbortHandle {
+    /// The socket's descriptor (valid while the connection lives).
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
     /// For a connection that ends cleanly with nothing left to read: skip the separate
     /// half-close, since the close that follows sends the FIN itself (one syscall fewer per
     /// connection).

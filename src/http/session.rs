@@ -44,7 +44,7 @@ pub async fn serve<R, W>(
     W: AsyncWriteRent,
 {
     let mut reader = ConnReader::new(rd);
-    let mut writer = ConnWriter::new(wr);
+    let mut writer = ConnWriter::new(wr, Some(abort.fd()));
     let mut first = true;
     loop {
         let limits = worker.session_limits();

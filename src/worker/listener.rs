@@ -1,6 +1,6 @@
 //! The accept loop of one worker on its own `SO_REUSEPORT` socket (design §5 step 1).
 //!
-//! Each accepted connection gets `TCP_NODELAY` and its own task, split into owned read and
+//! Each accepted connection gets its own task (and `TCP_NODELAY` before its second write), split into owned read and
 //! write halves for the HTTP/1.1 session, and is counted in the worker's open connections
 //! until it ends. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the loop: they are
 //! logged at most once per second and retried after a short pause. The loop ends when its
@@ -46,8 +46,8 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                // Without it, small responses wait for delayed ACKs (monoio-notes).
-                let _ = stream.set_nodelay(true);
+                // TCP_NODELAY (without it, small responses wait for delayed ACKs, see
+                // monoio-notes) is set by the session before a connection's second write.
                 let (stream, abort) = ClientStream::new(stream);
                 let (rd, wr) = stream.into_split();
                 worker.connections.set(worker.connections.get() + 1);
