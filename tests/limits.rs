@@ -1425,3 +1425,42 @@ fn memory_64_mib_content_length_buffering_off() {
 fn memory_64_mib_chunked_buffering_off() {
     memory_stays_bounded("/raw", "chunked");
 }
+
+#[test]
+fn each_limit_hit_logs_one_warning_with_path_limit_and_bytes_seen() {
+    let (_e, d) = echo_dito(90);
+    let r = support::client::get(d.addr, "/bytes/99?q=1");
+    assert_eq!(r.status, 413);
+    let r = support::client::get(d.addr, "/chunked/120");
+    assert_eq!(r.status, 413);
+    // The log line is written after the answer; wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let out = d.output();
+        let lines: Vec<String> = out
+            .lines()
+            .filter(|l| l.contains("response body limit exceeded"))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= 2 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(lines.len(), 2, "{}", d.output());
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("path=/bytes/99"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("limit=90") && lines[0].contains("bytes_seen=99"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("path=/chunked/120") && lines[1].contains("limit=90"),
+        "{}",
+        lines[1]
+    );
+}
