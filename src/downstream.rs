@@ -49,8 +49,6 @@ pub struct OutHead<'a> {
     pub status: u16,
     pub reason: &'a [u8],
     pub headers: &'a HeaderList,
-    /// Trailers may follow the body (only honoured where the protocol can carry them).
-    pub trailers: bool,
     /// `headers` already carry the body's Content-Length (kept in the upstream's place).
     pub length_in_headers: bool,
 }

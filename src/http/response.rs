@@ -142,12 +142,6 @@ impl<W: AsyncWriteRent> ConnWriter<W> {
         self.flush().await
     }
 
-    /// Writes raw bytes (an interim `100 Continue`, for example).
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.buf.extend_from_slice(bytes);
-        self.flush().await
-    }
-
     /// The pending output: callers append wire bytes here, then [`flush`](Self::flush).
     pub fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.buf

@@ -189,7 +189,6 @@ async fn exchange<D: Downstream>(
                         status: head.status,
                         reason: head.reason(),
                         headers: &hs,
-                        trailers: false,
                         length_in_headers: false,
                     };
                     if sink.send_interim(&out).await.is_err() {
@@ -228,7 +227,7 @@ async fn exchange<D: Downstream>(
                             Timeout::SendOwnContinue => {
                                 go = true;
                                 let hs = crate::http::headers::HeaderList::default();
-                                let out = OutHead { status: 100, reason: b"Continue", headers: &hs, trailers: false, length_in_headers: false };
+                                let out = OutHead { status: 100, reason: b"Continue", headers: &hs, length_in_headers: false };
                                 if sink.send_interim(&out).await.is_err() {
                                     return Attempt::Failed(ForwardError::Done);
                                 }
@@ -256,7 +255,6 @@ async fn exchange<D: Downstream>(
                 status: final_head.status,
                 reason: final_head.reason(),
                 headers: &hs,
-                trailers: final_head.framing == ResponseFraming::Chunked,
                 length_in_headers: matches!(final_head.framing, ResponseFraming::Length(_)),
             },
             framing: final_head.framing,
@@ -304,7 +302,7 @@ async fn exchange<D: Downstream>(
             sink.abort();
             return Attempt::Done;
         }
-        (final_head.keep_alive && reusable(&final_head), state)
+        (final_head.keep_alive, state)
     };
     if matches!(state, Upload::Sent) && keep_upstream && !up.has_buffered() {
         let conn = UpstreamConn {
@@ -349,10 +347,6 @@ fn is_event_stream(head: &ResponseHead) -> bool {
         let v = v.trim_ascii();
         v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream")
     })
-}
-
-fn reusable(head: &ResponseHead) -> bool {
-    head.framing != ResponseFraming::Close
 }
 
 fn body_finished(state: &Upload) -> bool {

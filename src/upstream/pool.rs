@@ -251,13 +251,4 @@ impl Pool {
         *total_idle += 1;
         entry.waiters.drain(..).for_each(Waker::wake);
     }
-
-    /// Idle connections kept for `key` (tests and metrics).
-    pub fn idle_count(&self, key: &PoolKey) -> usize {
-        self.inner
-            .borrow()
-            .hosts
-            .get(key)
-            .map_or(0, |e| e.idle.len())
-    }
 }
