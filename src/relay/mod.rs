@@ -290,3 +290,94 @@ async fn stream<R: AsyncReadRent, S: ResponseSink>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::http::headers::HeaderList;
+
+    /// Records what the relay asked of the client side.
+    #[derive(Default)]
+    struct Recorder {
+        length: Option<BodyLength>,
+        body: Vec<u8>,
+        trailers: Vec<u8>,
+    }
+
+    impl ResponseSink for Recorder {
+        async fn send_interim(&mut self, _: &OutHead<'_>) -> io::Result<bool> {
+            Ok(false)
+        }
+        async fn send_head(&mut self, _: &OutHead<'_>, l: BodyLength, _: bool) -> io::Result<()> {
+            self.length = Some(l);
+            Ok(())
+        }
+        async fn send_body(&mut self, data: &[u8]) -> io::Result<()> {
+            self.body.extend_from_slice(data);
+            Ok(())
+        }
+        fn raw_body_buffer(&mut self) -> Option<&mut Vec<u8>> {
+            None
+        }
+        async fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        async fn finish(&mut self, trailers: &[u8]) -> io::Result<()> {
+            self.trailers = trailers.to_vec();
+            Ok(())
+        }
+        fn abort(&mut self) {}
+        fn committed(&self) -> bool {
+            self.length.is_some()
+        }
+    }
+
+    /// Relays a small chunked body (already complete in the upstream's bytes) with the worker
+    /// holding `already_held` bytes; returns the length the client was told.
+    fn relay_small_chunked(already_held: usize) -> (BodyLength, Vec<u8>) {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let wire: &[u8] = b"5\r\nhello\r\n0\r\n\r\n";
+            let mut up = ConnReader::new(wire);
+            let headers = HeaderList::default();
+            let held = HeldBytes(Cell::new(already_held));
+            let plan = RelayPlan {
+                head: OutHead {
+                    status: 200,
+                    reason: b"OK",
+                    headers: &headers,
+                    length_in_headers: false,
+                },
+                framing: ResponseFraming::Chunked,
+                close: false,
+                limit: 1 << 20,
+                buffering: true,
+                held: &held,
+            };
+            let mut sink = Recorder::default();
+            relay(&mut up, &plan, &mut sink).await.unwrap();
+            assert_eq!(held.get(), already_held, "the held bytes are given back");
+            (sink.length.unwrap(), sink.body)
+        })
+    }
+
+    #[test]
+    fn a_small_body_is_held_and_sent_with_its_length() {
+        assert_eq!(
+            relay_small_chunked(0),
+            (BodyLength::Exact(5), b"hello".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_worker_over_its_hold_budget_streams_at_once() {
+        let (length, body) = relay_small_chunked(WORKER_HOLD_BUDGET + 1);
+        assert_eq!(length, BodyLength::Unknown);
+        assert_eq!(body, b"hello");
+    }
+}
