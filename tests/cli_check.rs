@@ -419,21 +419,6 @@ fn not_supported_yet_features_are_refused() {
             "transport.http.ca_file: not supported yet (upstream TLS client certificates and CA files)",
         ),
         (
-            "metrics",
-            format!("metrics:\n  enabled: true\n{ONE_LOCATION}"),
-            "metrics.enabled: not supported yet (metrics endpoint)",
-        ),
-        (
-            "JSON logs",
-            format!("logging:\n  format: json\n{ONE_LOCATION}"),
-            "logging.format: not supported yet (JSON log lines)",
-        ),
-        (
-            "verbose logs",
-            format!("logging:\n  verbose: true\n{ONE_LOCATION}"),
-            "logging.verbose: not supported yet (verbose header dumps)",
-        ),
-        (
             "wss target",
             format!("{ONE_LOCATION}  - path: ^/b\n    target_url: wss://example.com/ws\n"),
             "locations[1].target_url: not supported yet (HTTPS upstreams)",

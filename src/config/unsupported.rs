@@ -23,12 +23,6 @@ pub(crate) enum Feature {
     TlsUpstream,
     /// `transport.http.cert_file`, `key_file` or `ca_file`.
     UpstreamTlsFiles,
-    /// `metrics.enabled: true`.
-    Metrics,
-    /// `logging.format: json`.
-    JsonLogs,
-    /// `logging.verbose: true`.
-    VerboseLogs,
 }
 
 /// What is not supported yet, and how messages name it.
@@ -43,9 +37,6 @@ const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[
         Feature::UpstreamTlsFiles,
         "upstream TLS client certificates and CA files",
     ),
-    (Feature::Metrics, "metrics endpoint"),
-    (Feature::JsonLogs, "JSON log lines"),
-    (Feature::VerboseLogs, "verbose header dumps"),
 ];
 
 /// Records `path: not supported yet (NAME)` if `feature` is still on the list.

@@ -59,15 +59,6 @@ pub(crate) fn validate(file: &FileConfig, r: &mut Report) -> Config {
     let endpoints = endpoints(&health, &metrics);
     let locations = location::validate_all(&file.locations, &global_transport, &endpoints, r);
     let hot_reload = file.hot_reload.unwrap_or(DEFAULT_HOT_RELOAD);
-    if metrics.enabled {
-        unsupported::check(r, "metrics.enabled", Feature::Metrics);
-    }
-    if logging.format == LogFormat::Json {
-        unsupported::check(r, "logging.format", Feature::JsonLogs);
-    }
-    if logging.verbose {
-        unsupported::check(r, "logging.verbose", Feature::VerboseLogs);
-    }
     Config {
         port,
         listen,

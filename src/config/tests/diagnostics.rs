@@ -276,12 +276,12 @@ fn non_finite_floats_are_type_errors() {
 #[test]
 fn unfinished_features_are_refused_not_ignored() {
     assert_eq!(
-        errors("hot_reload: true\nmetrics: { enabled: true }\nlogging: { format: json, verbose: true }\n"),
-        [
-            "c.yaml: metrics.enabled: not supported yet (metrics endpoint)",
-            "c.yaml: logging.format: not supported yet (JSON log lines)",
-            "c.yaml: logging.verbose: not supported yet (verbose header dumps)",
-        ]
+        errors("hot_reload: true\nlocations:\n  - path: ^/\n    target_url: http://h\n    enable_websocket: true\n"),
+        ["c.yaml: locations[0].enable_websocket: not supported yet (WebSocket)"]
     );
-    assert!(parse_str("c.yaml", "hot_reload: false\nmetrics: { enabled: false }\n").is_ok());
+    assert!(parse_str(
+        "c.yaml",
+        "hot_reload: false\nmetrics: { enabled: true }\nlogging: { format: json, verbose: true }\n"
+    )
+    .is_ok());
 }
