@@ -11,6 +11,8 @@
 //! lifecycle (Dito's endpoints, method checks, routing, forwarding) → `http::response` writes
 //! the answer. Errors Dito answers itself are `error::ProxyError`, rendered in one place.
 
+#[cfg(test)]
+mod alloc_tests;
 pub mod cli;
 pub mod config;
 pub mod control;

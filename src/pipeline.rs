@@ -23,6 +23,7 @@ use crate::downstream::Downstream;
 use crate::error::ProxyError;
 use crate::http::request::{BodyFraming, RequestHead, TargetForm};
 use crate::http::response::Response;
+use crate::request_id::RequestId;
 use crate::upstream::forward::{forward, Forward, ForwardError};
 use crate::upstream::request_head::HeadInputs;
 use crate::worker::state::WorkerState;
@@ -30,7 +31,7 @@ use crate::worker::state::WorkerState;
 /// Per-request facts that every phase may read.
 #[derive(Debug)]
 pub struct RequestCtx {
-    pub request_id: String,
+    pub request_id: RequestId,
     /// When the head was parsed: the start of `X-Response-Time` and the duration metric.
     pub started: Instant,
     pub peer: SocketAddr,

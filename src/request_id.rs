@@ -44,16 +44,70 @@ impl IdGenerator {
     }
 
     /// A new random ID: 32 lowercase hex characters.
-    pub fn generate(&self) -> String {
-        format!("{:016x}{:016x}", self.next_u64(), self.next_u64())
+    pub fn generate(&self) -> RequestId {
+        let mut id = RequestId {
+            bytes: [0; MAX_CLIENT_ID_LEN],
+            len: 32,
+        };
+        for (i, word) in [self.next_u64(), self.next_u64()].into_iter().enumerate() {
+            for (j, byte) in word.to_be_bytes().into_iter().enumerate() {
+                let at = i * 16 + j * 2;
+                id.bytes[at] = HEX[usize::from(byte >> 4)];
+                id.bytes[at + 1] = HEX[usize::from(byte & 0xf)];
+            }
+        }
+        id
     }
 
     /// The client's ID when acceptable, else a new one.
-    pub fn for_request(&self, client: Option<&[u8]>) -> String {
+    pub fn for_request(&self, client: Option<&[u8]>) -> RequestId {
         match client {
-            Some(v) if is_acceptable_client_id(v) => String::from_utf8_lossy(v).into_owned(),
+            Some(v) if is_acceptable_client_id(v) => {
+                let mut id = RequestId {
+                    bytes: [0; MAX_CLIENT_ID_LEN],
+                    len: v.len() as u8,
+                };
+                id.bytes[..v.len()].copy_from_slice(v);
+                id
+            }
             _ => self.generate(),
         }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A request ID held inline (no allocation per request): at most 128 visible ASCII bytes.
+#[derive(Clone, Copy)]
+pub struct RequestId {
+    bytes: [u8; MAX_CLIENT_ID_LEN],
+    len: u8,
+}
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        // Only visible ASCII is ever stored (generated hex or a validated client ID), so the
+        // fallback is unreachable; it keeps this free of panics and `unsafe`.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -66,6 +120,7 @@ mod tests {
         let g = IdGenerator::new();
         let (a, b) = (g.generate(), g.generate());
         assert_eq!(a.len(), 32);
+        let (a, b) = (a.to_string(), b.to_string());
         assert!(a
             .bytes()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
@@ -75,7 +130,7 @@ mod tests {
     #[test]
     fn client_ids_are_validated() {
         let g = IdGenerator::new();
-        assert_eq!(g.for_request(Some(b"abc-1")), "abc-1");
+        assert_eq!(g.for_request(Some(b"abc-1")).as_str(), "abc-1");
         assert_eq!(g.for_request(Some(b"has space")).len(), 32);
         assert_eq!(g.for_request(Some(b"")).len(), 32);
         assert_eq!(g.for_request(Some(&[b'a'; 129])).len(), 32);

@@ -34,6 +34,12 @@ impl HeaderList {
         }
     }
 
+    /// Empties the list, keeping its allocations for reuse.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.fields.clear();
+    }
+
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
         let n0 = self.buf.len() as u32;
         self.buf.extend_from_slice(name);

@@ -64,10 +64,18 @@ struct HeaderSpan {
     value: Span,
 }
 
+/// The allocations of a request head, kept by a connection between its requests so the
+/// steady path allocates nothing.
+#[derive(Debug, Default)]
+pub struct HeadStorage {
+    raw: Vec<u8>,
+    headers: Vec<HeaderSpan>,
+}
+
 /// A parsed request head that owns a copy of its bytes.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
-    raw: Box<[u8]>,
+    raw: Vec<u8>,
     method: Span,
     target: Span,
     path: Span,
@@ -129,6 +137,14 @@ impl RequestHead {
     pub fn is_method(&self, m: &str) -> bool {
         self.method() == m.as_bytes()
     }
+
+    /// Gives the head's allocations back for the next request of the connection.
+    pub fn into_storage(self) -> HeadStorage {
+        HeadStorage {
+            raw: self.raw,
+            headers: self.headers,
+        }
+    }
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
@@ -139,6 +155,15 @@ const STACK_HEADERS: usize = 128;
 pub fn parse_head(
     buf: &[u8],
     limits: &HeadLimits,
+) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    parse_head_into(buf, limits, &mut HeadStorage::default())
+}
+
+/// [`parse_head`] that builds the head in `storage`'s allocations (taken on success).
+pub fn parse_head_into(
+    buf: &[u8],
+    limits: &HeadLimits,
+    storage: &mut HeadStorage,
 ) -> Result<Option<(RequestHead, usize)>, HeadError> {
     if is_h2_preface(buf) {
         return Err(HeadError::Http2Preface);
@@ -166,11 +191,11 @@ pub fn parse_head(
     let slots = limits.max_headers.saturating_add(1);
     let parsed = if slots <= STACK_HEADERS {
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-        run_httparse(buf, &mut headers[..slots], header_start, limits)?
+        run_httparse(buf, &mut headers[..slots], header_start, limits, storage)?
     } else {
         let mut headers = Vec::new();
         headers.resize_with(slots, MaybeUninit::<httparse::Header<'_>>::uninit);
-        run_httparse(buf, &mut headers, header_start, limits)?
+        run_httparse(buf, &mut headers, header_start, limits, storage)?
     };
     Ok(parsed)
 }
@@ -185,6 +210,7 @@ fn run_httparse<'b>(
     slots: &mut [MaybeUninit<httparse::Header<'b>>],
     header_start: usize,
     limits: &HeadLimits,
+    storage: &mut HeadStorage,
 ) -> Result<Option<(RequestHead, usize)>, HeadError> {
     let mut req = httparse::Request::new(&mut []);
     let status =
@@ -212,7 +238,7 @@ fn run_httparse<'b>(
     if has_bare_lf(raw_head) {
         return Err(HeadError::BadRequest("bare LF line ending"));
     }
-    let head = build_head(raw_head, &req)?;
+    let head = build_head(raw_head, &req, storage)?;
     Ok(Some((head, head_len)))
 }
 
@@ -242,7 +268,11 @@ fn span_of(base: &[u8], part: &[u8]) -> Span {
     start as u32..(start + part.len()) as u32
 }
 
-fn build_head(raw: &[u8], req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadError> {
+fn build_head(
+    raw: &[u8],
+    req: &httparse::Request<'_, '_>,
+    storage: &mut HeadStorage,
+) -> Result<RequestHead, HeadError> {
     if raw.len() > u32::MAX as usize {
         return Err(HeadError::HeadersTooLarge);
     }
@@ -254,7 +284,9 @@ fn build_head(raw: &[u8], req: &httparse::Request<'_, '_>) -> Result<RequestHead
     } else {
         Version::Http11
     };
-    let mut headers = Vec::with_capacity(req.headers.len());
+    let mut headers = std::mem::take(&mut storage.headers);
+    headers.clear();
+    headers.reserve(req.headers.len());
     let mut facts = HeaderFacts::default();
     for h in req.headers.iter() {
         facts.observe(raw, h.name, h.value, version)?;
@@ -291,7 +323,12 @@ fn build_head(raw: &[u8], req: &httparse::Request<'_, '_>) -> Result<RequestHead
         framing,
         expect_continue: facts.expect_continue && version == Version::Http11,
         keep_alive,
-        raw: raw.into(),
+        raw: {
+            let mut copy = std::mem::take(&mut storage.raw);
+            copy.clear();
+            copy.extend_from_slice(raw);
+            copy
+        },
     })
 }
 

@@ -30,10 +30,18 @@ pub struct InvalidResponse(pub &'static str);
 
 type Span = Range<u32>;
 
+/// The allocations of a response head, kept with an upstream connection between responses
+/// so the steady path allocates nothing.
+#[derive(Debug, Default)]
+pub struct ResponseStorage {
+    raw: Vec<u8>,
+    headers: Vec<(Span, Span)>,
+}
+
 /// A parsed upstream response head that owns a copy of its bytes.
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
-    raw: Box<[u8]>,
+    raw: Vec<u8>,
     reason: Span,
     headers: Vec<(Span, Span)>,
     pub status: u16,
@@ -74,6 +82,14 @@ impl ResponseHead {
     pub fn is_informational(&self) -> bool {
         self.status < 200
     }
+
+    /// Gives the head's allocations back for the next response.
+    pub fn into_storage(self) -> ResponseStorage {
+        ResponseStorage {
+            raw: self.raw,
+            headers: self.headers,
+        }
+    }
 }
 
 /// Parses a response head at the start of `buf`; `Ok(None)` needs more bytes.
@@ -81,6 +97,15 @@ impl ResponseHead {
 pub fn parse_response_head(
     buf: &[u8],
     head_request: bool,
+) -> Result<Option<(ResponseHead, usize)>, InvalidResponse> {
+    parse_response_head_into(buf, head_request, &mut ResponseStorage::default())
+}
+
+/// [`parse_response_head`] that builds the head in `storage`'s allocations (taken on success).
+pub fn parse_response_head_into(
+    buf: &[u8],
+    head_request: bool,
+    storage: &mut ResponseStorage,
 ) -> Result<Option<(ResponseHead, usize)>, InvalidResponse> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
@@ -108,7 +133,9 @@ pub fn parse_response_head(
         return Err(InvalidResponse("invalid status code"));
     }
     let reason = resp.reason.unwrap_or("");
-    let mut headers = Vec::with_capacity(resp.headers.len());
+    let mut headers = std::mem::take(&mut storage.headers);
+    headers.clear();
+    headers.reserve(resp.headers.len());
     let mut content_length: Option<u64> = None;
     let mut te_chunked = false;
     let mut te_seen = false;
@@ -163,7 +190,12 @@ pub fn parse_response_head(
             http11,
             framing,
             keep_alive,
-            raw: raw.into(),
+            raw: {
+                let mut copy = std::mem::take(&mut storage.raw);
+                copy.clear();
+                copy.extend_from_slice(raw);
+                copy
+            },
         },
         len,
     )))

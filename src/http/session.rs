@@ -18,7 +18,7 @@ use monoio::time::Instant;
 use super::conn::{ConnReader, ReadOutcome};
 use super::exchange::H1Exchange;
 use super::limits::SessionLimits;
-use super::request::{parse_head, HeadError, RequestHead};
+use super::request::{parse_head_into, HeadError, HeadStorage, RequestHead};
 use super::response::{ConnWriter, ConnectionDirective};
 use crate::error::ProxyError;
 use crate::pipeline::{self, RequestCtx};
@@ -46,9 +46,10 @@ pub async fn serve<R, W>(
     let mut reader = ConnReader::new(rd);
     let mut writer = ConnWriter::new(wr, Some(abort.fd()));
     let mut first = true;
+    let mut storage = HeadStorage::default();
     loop {
         let limits = worker.session_limits();
-        let head = match read_head(&mut reader, &limits, first, &worker.drain).await {
+        let head = match read_head(&mut reader, &limits, first, &worker.drain, &mut storage).await {
             HeadRead::Head(h) => h,
             HeadRead::Closed => return,
             HeadRead::Reject(err, reason) => {
@@ -80,11 +81,14 @@ pub async fn serve<R, W>(
             // Dropping the socket now sends the reset the abort asked for.
             return;
         }
-        if outcome.close || !exchange.keeps_connection() {
+        let keeps = exchange.keeps_connection();
+        let body_complete = exchange.body_complete();
+        drop(exchange);
+        if outcome.close || !keeps {
             // A client that asked to close and whose request was read to the end has nothing
             // left in flight: close at once. Otherwise linger so unread bytes cannot turn
             // into a reset that destroys the response.
-            let clean = !head.keep_alive && exchange.body_complete() && !reader.has_buffered();
+            let clean = !head.keep_alive && body_complete && !reader.has_buffered();
             if outcome.sent && !clean {
                 linger_close(&mut reader, &mut writer).await;
             } else if clean {
@@ -92,6 +96,7 @@ pub async fn serve<R, W>(
             }
             return;
         }
+        storage = head.into_storage();
     }
 }
 
@@ -108,6 +113,7 @@ async fn read_head<R: AsyncReadRent>(
     limits: &SessionLimits,
     first: bool,
     drain: &LocalSignal,
+    storage: &mut HeadStorage,
 ) -> HeadRead {
     // The header timeout runs from the request's first byte; before it, the connection is
     // idle (keep-alive timeout, or the header timeout for a brand-new connection).
@@ -121,7 +127,7 @@ async fn read_head<R: AsyncReadRent>(
     loop {
         if reader.has_buffered() {
             let d = *deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
-            match parse_head(reader.buffered(), &limits.head) {
+            match parse_head_into(reader.buffered(), &limits.head, storage) {
                 Ok(Some((head, len))) => {
                     reader.consume(len);
                     return HeadRead::Head(head);

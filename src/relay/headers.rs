@@ -21,29 +21,62 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Decides which response fields are hop-by-hop: the fixed list plus whatever the
-/// `Connection` fields name (collected once; most responses have none).
+/// `Connection` fields name (collected once, without allocating, for up to
+/// [`MAX_CONNECTION_FIELDS`] fields; beyond that the head is searched again per name).
 struct HopByHop<'a> {
-    connection_values: Vec<&'a [u8]>,
+    head: &'a ResponseHead,
+    connection_values: [&'a [u8]; MAX_CONNECTION_FIELDS],
+    count: usize,
+    overflow: bool,
 }
+
+const MAX_CONNECTION_FIELDS: usize = 4;
 
 impl<'a> HopByHop<'a> {
     fn of(up: &'a ResponseHead) -> Self {
-        HopByHop {
-            connection_values: up
-                .headers()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(b"connection"))
-                .map(|(_, v)| v)
-                .collect(),
+        let mut hop = HopByHop {
+            head: up,
+            connection_values: [&[]; MAX_CONNECTION_FIELDS],
+            count: 0,
+            overflow: false,
+        };
+        for (_, v) in up
+            .headers()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(b"connection"))
+        {
+            if hop.count == MAX_CONNECTION_FIELDS {
+                hop.overflow = true;
+                break;
+            }
+            hop.connection_values[hop.count] = v;
+            hop.count += 1;
         }
+        hop
     }
 
     fn contains(&self, name: &[u8]) -> bool {
-        HOP_BY_HOP
+        if HOP_BY_HOP
             .iter()
             .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-            || (!self.connection_values.is_empty()
-                && std::str::from_utf8(name)
-                    .is_ok_and(|n| self.connection_values.iter().any(|v| has_token(v, n))))
+        {
+            return true;
+        }
+        if self.count == 0 {
+            return false;
+        }
+        let Ok(name) = std::str::from_utf8(name) else {
+            return false;
+        };
+        if self.overflow {
+            return self
+                .head
+                .headers()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(b"connection"))
+                .any(|(_, v)| has_token(v, name));
+        }
+        self.connection_values[..self.count]
+            .iter()
+            .any(|v| has_token(v, name))
     }
 }
 
@@ -65,6 +98,18 @@ pub fn interim_headers(up: &ResponseHead) -> HeaderList {
 /// 204, 304) keep the upstream's fields untouched.
 pub fn final_headers(up: &ResponseHead, request_id: &str, response_time: Duration) -> HeaderList {
     let mut out = HeaderList::with_capacity(up.headers().count() + 6, 512);
+    final_headers_into(up, request_id, response_time, &mut out);
+    out
+}
+
+/// [`final_headers`] written into `out` (cleared first), reusing its allocations.
+pub fn final_headers_into(
+    up: &ResponseHead,
+    request_id: &str,
+    response_time: Duration,
+    out: &mut HeaderList,
+) {
+    out.clear();
     let (mut nosniff, mut frame, mut referrer) = (false, false, false);
     let mut length_written = false;
     let hop = HopByHop::of(up);
@@ -104,7 +149,6 @@ pub fn final_headers(up: &ResponseHead, request_id: &str, response_time: Duratio
     out.push(b"X-Request-ID", request_id.as_bytes());
     let mut time = [0u8; 32];
     out.push(b"X-Response-Time", format_millis(response_time, &mut time));
-    out
 }
 
 /// A buffer for [`format_u64`].

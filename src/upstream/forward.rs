@@ -24,7 +24,7 @@ use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::http::body::BodyError;
 use crate::http::conn::ReadOutcome;
 use crate::http::request::{BodyFraming, RequestHead};
-use crate::http::response_head::{parse_response_head, ResponseFraming, ResponseHead};
+use crate::http::response_head::{parse_response_head_into, ResponseFraming, ResponseHead};
 use crate::relay::{self, headers, RelayError, RelayPlan};
 use crate::worker::state::WorkerState;
 
@@ -145,6 +145,7 @@ async fn exchange<D: Downstream>(
         reader: mut up,
         writer: mut wr,
         head_buf: mut head,
+        mut scratch,
     } = conn;
     head.clear();
     write_request_head(&mut head, f.req, f.head);
@@ -171,7 +172,7 @@ async fn exchange<D: Downstream>(
 
         // Interim responses, then the final head.
         let final_head = loop {
-            match parse_response_head(up.buffered(), head_request) {
+            match parse_response_head_into(up.buffered(), head_request, &mut scratch.head) {
                 Err(_) => return Attempt::Failed(invalid_response(sink)),
                 Ok(Some((head, n))) => {
                     up.consume(n);
@@ -194,6 +195,7 @@ async fn exchange<D: Downstream>(
                     if sink.send_interim(&out).await.is_err() {
                         return Attempt::Failed(ForwardError::Done);
                     }
+                    scratch.head = head.into_storage();
                     continue;
                 }
                 Ok(None) => {}
@@ -249,7 +251,8 @@ async fn exchange<D: Downstream>(
                 return Attempt::Failed(ForwardError::Respond(response_too_large(f, limit)));
             }
         }
-        let hs = headers::final_headers(&final_head, f.request_id, f.started.elapsed());
+        let mut hs = std::mem::take(&mut scratch.out);
+        headers::final_headers_into(&final_head, f.request_id, f.started.elapsed(), &mut hs);
         let plan = RelayPlan {
             head: OutHead {
                 status: final_head.status,
@@ -302,13 +305,17 @@ async fn exchange<D: Downstream>(
             sink.abort();
             return Attempt::Done;
         }
-        (final_head.keep_alive, state)
+        scratch.out = hs;
+        let keep = final_head.keep_alive;
+        scratch.head = final_head.into_storage();
+        (keep, state)
     };
     if matches!(state, Upload::Sent) && keep_upstream && !up.has_buffered() {
         let conn = UpstreamConn {
             reader: up,
             writer: wr,
             head_buf: head,
+            scratch,
         };
         f.worker.pool.check_in(conn, permit, f.route.pool_limits);
     }

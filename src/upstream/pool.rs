@@ -9,6 +9,8 @@
 //! connection was closed) frees the slot and wakes one waiter. Single-threaded: `Rc` and
 //! `RefCell`, never borrowed across an await.
 
+use crate::http::headers::HeaderList;
+use crate::http::response_head::ResponseStorage;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -51,6 +53,16 @@ pub struct UpstreamConn {
     pub writer: OwnedWriteHalf<TcpStream>,
     /// Reusable buffer for the request head.
     pub head_buf: Vec<u8>,
+    /// Reusable storage for the response heads read from this connection.
+    pub scratch: ResponseScratch,
+}
+
+/// What relaying a response head needs, kept per connection so the steady path allocates
+/// nothing: the parsed head's storage and the header list sent to the client.
+#[derive(Debug, Default)]
+pub struct ResponseScratch {
+    pub head: ResponseStorage,
+    pub out: HeaderList,
 }
 
 impl UpstreamConn {
@@ -60,6 +72,7 @@ impl UpstreamConn {
             reader: ConnReader::new(rd),
             writer: wr,
             head_buf: Vec::with_capacity(1024),
+            scratch: ResponseScratch::default(),
         }
     }
 }
