@@ -78,13 +78,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Some(Command::Check) => check(&cli.config),
-        None => {
-            if cli.enable_profiler == Some(true) {
-                eprintln!("dito: -enable-profiler: not supported yet (the profiler arrives with the observability work)");
-                return 1;
-            }
-            crate::control::run(&cli.config)
-        }
+        None => crate::control::run(&cli.config, cli.enable_profiler == Some(true)),
     }
 }
 

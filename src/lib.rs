@@ -10,6 +10,9 @@
 //! head (`http::request`, `http::chunked`, `http::body`) → `pipeline::handle` runs the
 //! lifecycle (Dito's endpoints, method checks, routing, forwarding) → `http::response` writes
 //! the answer. Errors Dito answers itself are `error::ProxyError`, rendered in one place.
+//!
+//! **Profiler** (`-enable-profiler` only): `observe::profiler` serves CPU profiles from its own
+//! std thread; it samples every thread through `SIGPROF` and touches no worker state.
 
 #[cfg(test)]
 mod alloc_tests;

@@ -22,6 +22,7 @@ use crossbeam_channel::{select, Receiver};
 use crate::config::{self, Config, Loaded};
 use crate::lifecycle::Lifecycle;
 use crate::observe::log::{self, LogHandle, STARTUP};
+use crate::observe::profiler;
 use crate::snapshot::Snapshot;
 use crate::worker::commands::Report;
 use crate::worker::cores::WorkerPlan;
@@ -67,8 +68,9 @@ pub struct Control {
     reloads_failed: u64,
 }
 
-/// Runs the proxy with the config at `path`; returns the process exit code.
-pub fn run(path: &Path) -> i32 {
+/// Runs the proxy with the config at `path`, serving CPU profiles on `profiler.listen` when
+/// `enable_profiler` is set (spec §1); returns the process exit code.
+pub fn run(path: &Path, enable_profiler: bool) -> i32 {
     let bytes = std::fs::read(path).unwrap_or_default();
     let Loaded { config, warnings } = match config::load_file(path) {
         Ok(l) => l,
@@ -86,7 +88,7 @@ pub fn run(path: &Path) -> i32 {
     for w in &warnings {
         tracing::warn!(target: STARTUP, "{}", w.render(&file));
     }
-    match start(path, bytes, config, log) {
+    match start(path, bytes, config, log, enable_profiler) {
         Ok(mut control) => control.serve(),
         Err(msg) => {
             eprintln!("dito: {msg}");
@@ -101,6 +103,7 @@ fn start(
     config_bytes: Vec<u8>,
     config: Config,
     log: LogHandle,
+    enable_profiler: bool,
 ) -> Result<Control, String> {
     let driver = runtime::choose_driver(config.io_driver)?;
     let snapshot = Arc::new(Snapshot::build(config.clone())?);
@@ -125,6 +128,9 @@ fn start(
     };
     tracing::info!(target: STARTUP, "workers: {}, pinning: {pinning}", plan.workers);
     tracing::info!(target: STARTUP, "listening on {real_addr}");
+    if enable_profiler {
+        profiler::start(config.profiler.listen)?;
+    }
 
     let (events_tx, events) = crossbeam_channel::unbounded();
     signals::forward(events_tx.clone())
