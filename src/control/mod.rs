@@ -21,7 +21,7 @@ use crossbeam_channel::{select, Receiver};
 
 use crate::config::{self, Config, Loaded};
 use crate::lifecycle::Lifecycle;
-use crate::observe::log::{self, LogHandle, STARTUP};
+use crate::observe::log::{self, STARTUP};
 use crate::observe::profiler;
 use crate::snapshot::Snapshot;
 use crate::worker::commands::Report;
@@ -62,7 +62,6 @@ pub struct Control {
     /// The config watch while `hot_reload` is on; dropping it stops watching.
     watcher: Option<notify::RecommendedWatcher>,
     lifecycle: Arc<Lifecycle>,
-    log: LogHandle,
     generation: u64,
     reloads_ok: u64,
     reloads_failed: u64,
@@ -83,26 +82,28 @@ pub fn run(path: &Path, enable_profiler: bool) -> i32 {
             return 1;
         }
     };
-    let log = log::init(config.logging.level);
+    let mut log = log::init(config.logging.level, config.logging.format);
     let file = path.display().to_string();
     for w in &warnings {
         tracing::warn!(target: STARTUP, "{}", w.render(&file));
     }
-    match start(path, bytes, config, log, enable_profiler) {
+    let code = match start(path, bytes, config, enable_profiler) {
         Ok(mut control) => control.serve(),
         Err(msg) => {
             eprintln!("dito: {msg}");
             tracing::error!(target: STARTUP, "{msg}");
             1
         }
-    }
+    };
+    // Every queued line reaches stdout before the process exits.
+    log.flush_and_stop();
+    code
 }
 
 fn start(
     path: &Path,
     config_bytes: Vec<u8>,
     config: Config,
-    log: LogHandle,
     enable_profiler: bool,
 ) -> Result<Control, String> {
     let driver = runtime::choose_driver(config.io_driver)?;
@@ -179,7 +180,6 @@ fn start(
         events_tx,
         watcher,
         lifecycle,
-        log,
         generation: 1,
         reloads_ok: 0,
         reloads_failed: 0,
@@ -194,7 +194,11 @@ impl Control {
                 recv(self.events) -> ev => match ev {
                     Ok(Event::Reload) => self.reload("SIGHUP"),
                     // Events still queued from a watch a reload just stopped are ignored.
-                    Ok(Event::FileChanged) if self.watcher.is_some() => self.reload_if_changed(),
+                    Ok(Event::FileChanged) if self.watcher.is_some() => {
+                        if let Some(code) = self.reload_if_changed() {
+                            return code;
+                        }
+                    }
                     Ok(Event::FileChanged) => {}
                     Ok(Event::Terminate) => return self.shutdown(),
                     Err(_) => return 1,
@@ -212,15 +216,16 @@ impl Control {
     }
 
     /// Debounces file events, then reloads unless the bytes equal the running config's.
-    fn reload_if_changed(&mut self) {
+    /// `Some(code)` when a signal during the debounce shut the proxy down.
+    fn reload_if_changed(&mut self) -> Option<i32> {
         loop {
             match self.events.recv_timeout(DEBOUNCE) {
                 Ok(Event::FileChanged) => continue,
-                Ok(Event::Reload) => return self.reload("SIGHUP"),
-                Ok(Event::Terminate) => {
-                    let code = self.shutdown();
-                    std::process::exit(code);
+                Ok(Event::Reload) => {
+                    self.reload("SIGHUP");
+                    return None;
                 }
+                Ok(Event::Terminate) => return Some(self.shutdown()),
                 Err(_) => break,
             }
         }
@@ -229,5 +234,6 @@ impl Control {
                 if bytes == self.config_bytes || Some(&bytes) == self.rejected_bytes.as_ref() => {}
             _ => self.reload("file change"),
         }
+        None
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::{listeners, Control};
 use crate::config::{self, Config};
+use crate::observe::log;
 use crate::snapshot::Snapshot;
 use crate::worker::commands::{Command, Report};
 
@@ -101,9 +102,9 @@ impl Control {
             tracing::info!("listening on {real} (was {})", self.addr);
             self.addr = real;
         }
-        if next.logging.level != self.config.logging.level {
-            self.log.set_level(next.logging.level);
-        }
+        // Workers take the new level from the snapshot when they commit; the control thread
+        // and the other threads follow the process level.
+        log::set_level(next.logging.level);
         self.apply_hot_reload(next.hot_reload);
         self.config = next;
         self.config_bytes = bytes;

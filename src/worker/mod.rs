@@ -21,6 +21,8 @@ use std::time::Duration;
 use monoio::blocking::DefaultThreadPool;
 
 use crate::lifecycle::Lifecycle;
+use crate::observe::counters::Counter;
+use crate::observe::log;
 use crate::snapshot::Snapshot;
 use commands::{Command, Report};
 use cores::WorkerPlan;
@@ -40,6 +42,9 @@ const FAULT_PREPARE_ENV: &str = "DITO_TEST_FAIL_PREPARE_WORKER";
 pub struct WorkerHandle {
     pub commands: flume::Sender<Command>,
     pub thread: thread::JoinHandle<()>,
+    /// Log lines this worker's full log queue dropped (`dito_log_lines_dropped_total`);
+    /// written by the worker only, read with relaxed loads.
+    pub log_lines_dropped: Arc<Counter>,
 }
 
 /// Starts every worker; each sends one `Ready` or `Failed` report on `reports`.
@@ -68,9 +73,14 @@ pub fn spawn(
             fail_prepare: fault_worker == Some(id),
         };
         let pool = pool.clone();
+        let log_lines_dropped = Arc::new(Counter::default());
+        let dropped = log_lines_dropped.clone();
         let thread = thread::Builder::new()
             .name(format!("dito-worker-{id}"))
             .spawn(move || {
+                // This thread's own log queue and level, before it logs anything.
+                log::register_worker(dropped);
+                log::set_thread_level(ctx.snapshot.config.logging.level);
                 if let Some(core) = core {
                     if !core_affinity::set_for_current(core) {
                         tracing::warn!(worker = id, core = core.id, "could not pin worker");
@@ -88,6 +98,7 @@ pub fn spawn(
         handles.push(WorkerHandle {
             commands: tx,
             thread,
+            log_lines_dropped,
         });
     }
     Ok(handles)
@@ -148,6 +159,7 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
                 if g != gen {
                     continue;
                 }
+                log::set_thread_level(next.snapshot.config.logging.level);
                 state.commit(next);
                 if let Some(std_listener) = listener {
                     match monoio::net::TcpListener::from_std(std_listener) {

@@ -164,7 +164,12 @@ impl Dito {
             match lines.rx.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(line) => {
                     if let Some(addr) = line.split("Dito is ready on ").nth(1) {
-                        let addr = addr.trim().parse().expect("ready line address");
+                        // The address ends where the line does (text) or at the quote (JSON).
+                        let addr: String = addr
+                            .chars()
+                            .take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c))
+                            .collect();
+                        let addr = addr.parse().expect("ready line address");
                         return Ok(Dito {
                             child,
                             addr,

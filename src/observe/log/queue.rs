@@ -1,0 +1,304 @@
+//! Where formatted lines go (design §1): per-worker bounded queues and one writer thread.
+//!
+//! A worker thread registers its own bounded queue ([`register_worker`]) and hands every line
+//! to it with `try_send`: when the queue is full the line is dropped and the worker's counter
+//! goes up, so a worker never waits on logging. Every other thread (control, main, the
+//! blocking pool) shares one bounded queue with a blocking send, so startup lines and config
+//! errors are never lost. One writer thread drains every queue round-robin into a batch that
+//! goes out with one `write` to stdout, flushing whenever the queues are empty.
+//! [`Writer::stop`] writes what is queued and ends the thread; after that (or whenever the
+//! writer is gone) lines are written to stdout directly by the thread that logs them.
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Select, Sender, TryRecvError, TrySendError};
+
+use crate::observe::counters::Counter;
+
+/// Lines one worker may have queued. A line is a few hundred bytes, so a full queue holds a
+/// few MiB; this absorbs bursts of tens of thousands of requests while the writer is
+/// descheduled (the writer itself writes far faster than workers serve).
+pub const WORKER_QUEUE_LINES: usize = 16_384;
+/// Lines the non-worker threads may have queued before their send blocks.
+const SHARED_QUEUE_LINES: usize = 4_096;
+/// A batch is written once it is this large, even while queues still hold lines.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Lines taken from one queue before the writer moves to the next (fairness).
+const BURST_LINES: usize = 512;
+/// The writer's pause between passes while lines keep coming.
+const POLL_PAUSE: Duration = Duration::from_millis(1);
+/// How long the writer keeps polling after the last line before it blocks.
+const IDLE_BEFORE_BLOCK: Duration = Duration::from_millis(100);
+/// How long `stop` keeps writing lines that are still arriving.
+const STOP_LIMIT: Duration = Duration::from_secs(2);
+
+/// One line, formatted and ending in `\n`.
+pub type Line = Vec<u8>;
+
+enum Ctl {
+    /// A worker's new queue.
+    Register(Receiver<Line>),
+    /// Write what is queued, then end.
+    Stop,
+}
+
+/// The process-wide ends of the queues, set once by [`start`].
+struct Shared {
+    lines: Sender<Line>,
+    ctl: Sender<Ctl>,
+    stopped: AtomicBool,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+thread_local! {
+    static WORKER_QUEUE: RefCell<Option<WorkerQueue>> = const { RefCell::new(None) };
+}
+
+/// A worker's end of its own queue.
+pub struct WorkerQueue {
+    tx: Sender<Line>,
+    dropped: Arc<Counter>,
+}
+
+impl WorkerQueue {
+    /// A queue of `capacity` lines counting dropped lines in `dropped`, and its reading end.
+    pub fn new(capacity: usize, dropped: Arc<Counter>) -> (WorkerQueue, Receiver<Line>) {
+        let (tx, rx) = bounded(capacity);
+        (WorkerQueue { tx, dropped }, rx)
+    }
+
+    /// Queues `line` without waiting: a full queue drops it and counts it.
+    pub fn offer(&self, line: Line) {
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.dropped.inc(),
+            // The writer has stopped (the process is exiting): nothing is queued any more.
+            Err(TrySendError::Disconnected(line)) => write_direct(&line),
+        }
+    }
+}
+
+/// The running writer thread.
+pub struct Writer {
+    thread: thread::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Writes every queued line, flushes stdout and ends the writer. Lines logged afterwards
+    /// are written directly by the thread that logs them.
+    pub fn stop(self) {
+        if let Some(shared) = SHARED.get() {
+            shared.stopped.store(true, Ordering::SeqCst);
+            let _ = shared.ctl.send(Ctl::Stop);
+        }
+        let _ = self.thread.join();
+    }
+}
+
+/// Sets up the queues and starts the writer; `None` when they already exist (a second
+/// `init` in one process) or the thread cannot start.
+pub fn start() -> Option<Writer> {
+    let (lines_tx, lines_rx) = bounded(SHARED_QUEUE_LINES);
+    let (ctl_tx, ctl_rx) = unbounded();
+    let shared = Shared {
+        lines: lines_tx,
+        ctl: ctl_tx,
+        stopped: AtomicBool::new(false),
+    };
+    if SHARED.set(shared).is_err() {
+        return None;
+    }
+    let thread = thread::Builder::new()
+        .name("dito-log".to_owned())
+        .spawn(move || write_loop(ctl_rx, vec![lines_rx], &mut std::io::stdout()));
+    match thread {
+        Ok(thread) => Some(Writer { thread }),
+        Err(_) => {
+            // Without a writer every line goes out directly.
+            if let Some(shared) = SHARED.get() {
+                shared.stopped.store(true, Ordering::SeqCst);
+            }
+            None
+        }
+    }
+}
+
+/// Gives the calling thread its own queue (design §1): call it on the worker thread before
+/// it logs. `dropped` counts the lines the full queue drops (`dito_log_lines_dropped_total`).
+/// Does nothing when logging is not set up.
+pub fn register_worker(dropped: Arc<Counter>) {
+    let Some(shared) = SHARED.get() else { return };
+    let (queue, rx) = WorkerQueue::new(WORKER_QUEUE_LINES, dropped);
+    if shared.ctl.send(Ctl::Register(rx)).is_err() {
+        return;
+    }
+    let _ = WORKER_QUEUE.try_with(|q| *q.borrow_mut() = Some(queue));
+}
+
+/// Hands one line to the calling thread's queue.
+pub fn deliver(line: Line) {
+    let mut line = Some(line);
+    let _ = WORKER_QUEUE.try_with(|q| {
+        if let Ok(q) = q.try_borrow() {
+            if let Some(q) = q.as_ref() {
+                if let Some(l) = line.take() {
+                    q.offer(l);
+                }
+            }
+        }
+    });
+    let Some(line) = line else { return };
+    match SHARED.get() {
+        Some(shared) if !shared.stopped.load(Ordering::SeqCst) => {
+            if let Err(e) = shared.lines.send(line) {
+                write_direct(&e.0);
+            }
+        }
+        _ => write_direct(&line),
+    }
+}
+
+fn write_direct(line: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line);
+    let _ = out.flush();
+}
+
+/// The writer thread: drains `queues` (and the ones registered through `ctl`) into batches
+/// written to `out`. While lines keep coming it polls every [`POLL_PAUSE`] instead of
+/// blocking, so a worker's send rarely has to wake it (a wake is a syscall on the worker);
+/// after [`IDLE_BEFORE_BLOCK`] without a line it blocks until a queue has one. After `Stop` it
+/// writes until a pass finds every queue empty, or [`STOP_LIMIT`] has passed, and returns.
+fn write_loop(ctl: Receiver<Ctl>, mut queues: Vec<Receiver<Line>>, out: &mut dyn std::io::Write) {
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 4096);
+    let mut stop_by: Option<Instant> = None;
+    let mut last_line = Instant::now();
+    loop {
+        while let Ok(msg) = ctl.try_recv() {
+            match msg {
+                Ctl::Register(rx) => queues.push(rx),
+                Ctl::Stop => stop_by = Some(Instant::now() + STOP_LIMIT),
+            }
+        }
+        let mut got = false;
+        queues.retain(|q| {
+            for _ in 0..BURST_LINES {
+                match q.try_recv() {
+                    Ok(line) => {
+                        got = true;
+                        batch.extend_from_slice(&line);
+                        if batch.len() >= BATCH_BYTES {
+                            let _ = out.write_all(&batch);
+                            batch.clear();
+                        }
+                    }
+                    Err(TryRecvError::Empty) => return true,
+                    Err(TryRecvError::Disconnected) => return false,
+                }
+            }
+            true
+        });
+        let now = Instant::now();
+        let stop_now = stop_by.is_some_and(|by| !got || now >= by);
+        if got && !stop_now {
+            last_line = now;
+            continue;
+        }
+        if !batch.is_empty() {
+            let _ = out.write_all(&batch);
+            batch.clear();
+        }
+        let _ = out.flush();
+        if stop_now {
+            return;
+        }
+        if now.duration_since(last_line) < IDLE_BEFORE_BLOCK {
+            thread::sleep(POLL_PAUSE);
+            continue;
+        }
+        // Idle: sleep until a queue or the control channel has something.
+        let mut sel = Select::new();
+        sel.recv(&ctl);
+        for q in &queues {
+            sel.recv(q);
+        }
+        let _ = sel.ready();
+        last_line = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_full_worker_queue_drops_and_counts() {
+        let dropped = Arc::new(Counter::default());
+        let (q, rx) = WorkerQueue::new(2, dropped.clone());
+        for i in 0..5u8 {
+            q.offer(vec![b'0' + i, b'\n']);
+        }
+        assert_eq!(dropped.get(), 3);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [b"0\n", b"1\n"]);
+        q.offer(b"5\n".to_vec());
+        assert_eq!(dropped.get(), 3, "room again after draining");
+        assert_eq!(rx.try_recv().unwrap(), b"5\n");
+    }
+
+    #[test]
+    fn the_writer_drains_every_queue_then_stops() {
+        let (ctl_tx, ctl_rx) = unbounded();
+        let (a_tx, a_rx) = bounded(4);
+        let (b_tx, b_rx) = bounded(4);
+        a_tx.send(b"a1\n".to_vec()).unwrap();
+        b_tx.send(b"b1\n".to_vec()).unwrap();
+        ctl_tx.send(Ctl::Register(b_rx)).unwrap();
+        a_tx.send(b"a2\n".to_vec()).unwrap();
+        ctl_tx.send(Ctl::Stop).unwrap();
+        let mut out = Vec::new();
+        write_loop(ctl_rx, vec![a_rx], &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["a1", "a2", "b1"]);
+    }
+
+    #[test]
+    fn the_writer_batches_lines_into_few_writes() {
+        struct Counting {
+            writes: usize,
+            bytes: Vec<u8>,
+        }
+        impl std::io::Write for Counting {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.writes += 1;
+                self.bytes.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (ctl_tx, ctl_rx) = unbounded();
+        let (tx, rx) = bounded(1000);
+        for i in 0..1000 {
+            tx.send(format!("line {i}\n").into_bytes()).unwrap();
+        }
+        ctl_tx.send(Ctl::Stop).unwrap();
+        let mut out = Counting {
+            writes: 0,
+            bytes: Vec::new(),
+        };
+        write_loop(ctl_rx, vec![rx], &mut out);
+        assert_eq!(String::from_utf8(out.bytes).unwrap().lines().count(), 1000);
+        assert!(out.writes <= 2, "{} writes for 1000 lines", out.writes);
+    }
+}
