@@ -1,5 +1,10 @@
-//! Observability: logging and per-worker counters now; metrics rendering and the access log
-//! arrive with the observability issue.
+//! Observability: process logging, and the metrics of spec §10.
+//!
+//! Metrics follow design §1 "the rule": each worker counts into its own
+//! [`metrics::WorkerMetrics`] through its worker-local [`recorder::Recorder`] (single writer,
+//! relaxed stores, no locks); the control thread reads every worker's values when `/metrics`
+//! is scraped. The access log arrives with the logging work.
 
 pub mod counters;
 pub mod log;
+pub mod series;
