@@ -7,4 +7,6 @@
 
 pub mod counters;
 pub mod log;
+pub mod metrics;
+pub mod recorder;
 pub mod series;
