@@ -3,10 +3,12 @@
 //! Metrics follow design §1 "the rule": each worker counts into its own
 //! [`metrics::WorkerMetrics`] through its worker-local [`recorder::Recorder`] (single writer,
 //! relaxed stores, no locks); the control thread reads every worker's values when `/metrics`
-//! is scraped. The access log arrives with the logging work.
+//! is scraped and renders the text ([`render`]). The access log arrives with the logging work.
 
 pub mod counters;
 pub mod log;
 pub mod metrics;
+pub mod process;
 pub mod recorder;
+pub mod render;
 pub mod series;
