@@ -2,8 +2,9 @@
 //!
 //! Metrics follow design §1 "the rule": each worker counts into its own
 //! [`metrics::WorkerMetrics`] through its worker-local [`recorder::Recorder`] (single writer,
-//! relaxed stores, no locks); the control thread reads every worker's values when `/metrics`
-//! is scraped and renders the text ([`render`]). The access log arrives with the logging work.
+//! relaxed stores, no locks); a scrape that arrives on a worker asks the control thread
+//! ([`scrape`]), which reads every worker's values and renders the text ([`render`]). The
+//! access log arrives with the logging work.
 
 pub mod counters;
 pub mod log;
@@ -11,4 +12,5 @@ pub mod metrics;
 pub mod process;
 pub mod recorder;
 pub mod render;
+pub mod scrape;
 pub mod series;
