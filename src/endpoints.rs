@@ -1,10 +1,11 @@
-//! Dito's own endpoints, answered before routing: `/healthz` and `/readyz` (spec §12).
+//! Dito's own endpoints, answered before routing: `/healthz` and `/readyz` (spec §12), and
+//! which requests are metrics scrapes (spec §10; the answer is `observe::scrape`).
 //!
-//! Both answer `GET` and `HEAD` only; other methods on those paths are routed like any other
+//! All answer `GET` and `HEAD` only; other methods on those paths are routed like any other
 //! request. Readiness is 503 (JSON envelope) until every worker serves and once shutdown
 //! begins.
 
-use crate::config::Health;
+use crate::config::{Health, Metrics};
 use crate::error::ProxyError;
 use crate::http::request::RequestHead;
 use crate::http::response::Response;
@@ -50,5 +51,29 @@ impl HealthEndpoints {
                 .header("X-Content-Type-Options", "nosniff")
                 .body(body.as_bytes().to_vec()),
         )
+    }
+}
+
+/// Where metrics are scraped (`metrics.enabled`, `metrics.path`).
+#[derive(Debug, Clone)]
+pub struct MetricsEndpoint {
+    enabled: bool,
+    path: Vec<u8>,
+}
+
+impl MetricsEndpoint {
+    pub fn from_config(m: &Metrics) -> Self {
+        MetricsEndpoint {
+            enabled: m.enabled,
+            path: m.path.as_bytes().to_vec(),
+        }
+    }
+
+    /// Whether `head` is a scrape: metrics on, `GET` or `HEAD`, the raw path (query ignored)
+    /// equal to `metrics.path`. Scrapes are not counted in `http_requests_total`.
+    pub fn matches(&self, head: &RequestHead) -> bool {
+        self.enabled
+            && (head.is_method("GET") || head.is_method("HEAD"))
+            && head.path() == self.path.as_slice()
     }
 }

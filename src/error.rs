@@ -33,6 +33,19 @@ pub enum UpstreamErrorKind {
 }
 
 impl UpstreamErrorKind {
+    /// Every kind, in discriminant order (metrics index their counters with `kind as usize`).
+    pub const ALL: [UpstreamErrorKind; 8] = [
+        UpstreamErrorKind::ConnectRefused,
+        UpstreamErrorKind::ConnectTimeout,
+        UpstreamErrorKind::Dns,
+        UpstreamErrorKind::Reset,
+        UpstreamErrorKind::ConnectionLimit,
+        UpstreamErrorKind::InvalidResponse,
+        UpstreamErrorKind::ResponseHeaderTimeout,
+        UpstreamErrorKind::RequestTimeout,
+    ];
+
+    /// The label and `details.upstream_error` value.
     pub fn as_str(self) -> &'static str {
         match self {
             UpstreamErrorKind::ConnectRefused => "connect_refused",
@@ -72,6 +85,8 @@ pub enum ProxyError {
     HeadersTooLarge,
     /// `/readyz` while not ready or draining.
     NotReady,
+    /// A metrics scrape the control thread did not answer in time.
+    MetricsUnavailable,
     /// The upstream failed before a response could start: 502 or 504.
     Upstream(UpstreamErrorKind),
     /// A request body over `max_request_body_size`.
@@ -90,7 +105,7 @@ impl ProxyError {
             ProxyError::RequestTimeout => 408,
             ProxyError::UriTooLong => 414,
             ProxyError::HeadersTooLarge => 431,
-            ProxyError::NotReady => 503,
+            ProxyError::NotReady | ProxyError::MetricsUnavailable => 503,
             ProxyError::Upstream(kind) => kind.status(),
             ProxyError::RequestTooLarge | ProxyError::ResponseTooLarge { .. } => 413,
         }
@@ -98,7 +113,7 @@ impl ProxyError {
 
     pub fn fault(&self) -> Fault {
         match self {
-            ProxyError::NotReady => Fault::Internal,
+            ProxyError::NotReady | ProxyError::MetricsUnavailable => Fault::Internal,
             ProxyError::Upstream(_) | ProxyError::ResponseTooLarge { .. } => Fault::Upstream,
             _ => Fault::Client,
         }
@@ -110,6 +125,7 @@ impl ProxyError {
             self,
             ProxyError::NotFound
                 | ProxyError::NotReady
+                | ProxyError::MetricsUnavailable
                 | ProxyError::Upstream(_)
                 | ProxyError::ResponseTooLarge { .. }
         )

@@ -23,6 +23,7 @@ use crate::downstream::Downstream;
 use crate::error::ProxyError;
 use crate::http::request::{BodyFraming, RequestHead, TargetForm};
 use crate::http::response::Response;
+use crate::observe::metrics::RejectReason;
 use crate::request_id::RequestId;
 use crate::upstream::forward::{forward, Forward, ForwardError};
 use crate::upstream::request_head::HeadInputs;
@@ -94,7 +95,7 @@ pub async fn handle<D: Downstream>(
     // 4. A declared request body over the limit never reaches the upstream (spec §6).
     if let BodyFraming::Length(n) = head.framing {
         if n > generation.limits.max_request_body_size {
-            worker.counters.request_too_large.inc();
+            worker.metrics.rejected(RejectReason::RequestTooLarge);
             tracing::warn!(path = %String::from_utf8_lossy(path), limit = generation.limits.max_request_body_size, declared = n, "request body limit exceeded");
             return respond_error(down, &ProxyError::RequestTooLarge, ctx).await;
         }

@@ -3,10 +3,12 @@
 //! `run` loads and validates the config, decides the io driver and the worker layout, binds
 //! the listeners, builds the first snapshot, starts the workers and waits until each reports
 //! ready, then prints the ready line. From then on it waits for events: SIGHUP or a watched
-//! file change reloads (`reload`), SIGTERM/SIGINT shuts down gracefully (`shutdown`). It may
-//! block; it never touches a worker's state except through messages.
+//! file change reloads (`reload`), SIGTERM/SIGINT shuts down gracefully (`shutdown`), a
+//! worker's `Report::Scrape` gets the metrics text (`metrics`). It may block; it never touches
+//! a worker's state except through messages (and relaxed reads of the workers' metrics).
 
 pub mod listeners;
+mod metrics;
 mod reload;
 mod shutdown;
 mod signals;
@@ -15,9 +17,11 @@ mod watch;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
+
+use metrics::ControlMetrics;
 
 use crate::config::{self, Config, Loaded};
 use crate::lifecycle::Lifecycle;
@@ -63,8 +67,8 @@ pub struct Control {
     watcher: Option<notify::RecommendedWatcher>,
     lifecycle: Arc<Lifecycle>,
     generation: u64,
-    reloads_ok: u64,
-    reloads_failed: u64,
+    /// Reload results, the io driver, and every worker's metrics.
+    metrics: ControlMetrics,
 }
 
 /// Runs the proxy with the config at `path`, serving CPU profiles on `profiler.listen` when
@@ -147,12 +151,21 @@ fn start(
         reports_tx,
     )
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
-    for _ in 0..plan.workers {
-        match reports.recv_timeout(READY_TIMEOUT) {
-            Ok(Report::Ready { .. }) => {}
+    let metrics = ControlMetrics::new(
+        workers.iter().map(|w| w.metrics.clone()).collect(),
+        driver.kind,
+    );
+    let ready_deadline = Instant::now() + READY_TIMEOUT;
+    let mut ready = 0;
+    while ready < plan.workers {
+        let left = ready_deadline.saturating_duration_since(Instant::now());
+        match reports.recv_timeout(left) {
+            Ok(Report::Ready { .. }) => ready += 1,
             Ok(Report::Failed { worker, error }) => {
                 return Err(format!("worker {worker} failed to start: {error}"))
             }
+            // A worker that is ready already serves, scrapes included.
+            Ok(Report::Scrape { reply }) => metrics.answer(&reply, 1),
             Ok(other) => tracing::debug!(?other, "unexpected report during startup"),
             Err(_) => return Err("workers did not become ready in time".to_owned()),
         }
@@ -181,8 +194,7 @@ fn start(
         watcher,
         lifecycle,
         generation: 1,
-        reloads_ok: 0,
-        reloads_failed: 0,
+        metrics,
     })
 }
 
@@ -208,7 +220,7 @@ impl Control {
                         tracing::error!("worker {worker} stopped: {error}");
                         return 1;
                     }
-                    Ok(other) => tracing::debug!(?other, "late report"),
+                    Ok(other) => self.on_side_report(other),
                     Err(_) => return 1,
                 },
             }
@@ -216,17 +228,28 @@ impl Control {
     }
 
     /// Debounces file events, then reloads unless the bytes equal the running config's.
-    /// `Some(code)` when a signal during the debounce shut the proxy down.
+    /// Scrapes are answered meanwhile. `Some(code)` when a signal during the debounce shut
+    /// the proxy down.
     fn reload_if_changed(&mut self) -> Option<i32> {
+        let mut quiet_until = Instant::now() + DEBOUNCE;
         loop {
-            match self.events.recv_timeout(DEBOUNCE) {
-                Ok(Event::FileChanged) => continue,
-                Ok(Event::Reload) => {
-                    self.reload("SIGHUP");
-                    return None;
+            let left = quiet_until.saturating_duration_since(Instant::now());
+            select! {
+                recv(self.events) -> ev => match ev {
+                    Ok(Event::FileChanged) => quiet_until = Instant::now() + DEBOUNCE,
+                    Ok(Event::Reload) => {
+                        self.reload("SIGHUP");
+                        return None;
+                    }
+                    Ok(Event::Terminate) => return Some(self.shutdown()),
+                    Err(_) => break,
+                },
+                recv(self.reports) -> r => {
+                    if let Ok(r) = r {
+                        self.on_side_report(r);
+                    }
                 }
-                Ok(Event::Terminate) => return Some(self.shutdown()),
-                Err(_) => break,
+                default(left) => break,
             }
         }
         match std::fs::read(&self.path) {

@@ -24,22 +24,22 @@ impl Control {
         match self.try_reload() {
             Ok(()) => {
                 self.rejected_bytes = None;
-                self.reloads_ok += 1;
+                let reloads_ok = self.metrics.reload_succeeded();
                 tracing::info!(
                     generation = self.generation,
-                    reloads_ok = self.reloads_ok,
+                    reloads_ok,
                     "config reloaded ({trigger})"
                 );
             }
             Err(reasons) => {
                 self.rejected_bytes = std::fs::read(&self.path).ok();
-                self.reloads_failed += 1;
+                let reloads_failed = self.metrics.reload_failed();
                 for r in &reasons {
                     tracing::error!("reload rejected ({trigger}): {r}");
                 }
                 tracing::warn!(
                     generation = self.generation,
-                    reloads_failed = self.reloads_failed,
+                    reloads_failed,
                     "still serving the running config"
                 );
             }
@@ -131,7 +131,8 @@ impl Control {
                         failures.push(format!("worker {worker} could not prepare: {e}"));
                     }
                 }
-                Ok(_) => {}
+                // Scrapes are answered while the workers prepare.
+                Ok(other) => self.on_side_report(other),
                 Err(_) => {
                     failures.push("workers did not prepare the new config in time".to_owned());
                     break;

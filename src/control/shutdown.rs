@@ -64,7 +64,10 @@ impl Control {
                 }
                 recv(self.reports) -> r => {
                     if let Ok(r) = r {
-                        if on_report(&r) {
+                        // `/metrics` keeps answering while Dito drains.
+                        if let Report::Scrape { reply } = &r {
+                            self.metrics.answer(reply, self.generation);
+                        } else if on_report(&r) {
                             return None;
                         }
                     }

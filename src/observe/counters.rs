@@ -1,11 +1,13 @@
-//! Per-worker counters (design §1 "the rule"): each worker is the only writer of its own
-//! counters, so an increment is a relaxed load and store, never a locked read-modify-write;
-//! the control thread reads them with relaxed loads when metrics are scraped (the metrics work
-//! renders them).
+//! Single-writer counters and gauges (design §1 "the rule").
+//!
+//! Each value is written by one worker thread only, so an update is a relaxed load and a
+//! relaxed store, never a locked read-modify-write; the control thread reads them with relaxed
+//! loads when `/metrics` is scraped. Two writers would lose updates (never memory safety):
+//! the types that own these values keep their writing methods on a worker-local handle.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A counter written by one thread only.
+/// A monotonic counter written by one thread only.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
 
@@ -24,11 +26,42 @@ impl Counter {
     }
 }
 
-/// One worker's counters.
+/// A gauge that goes up and down, written by one thread only; never below zero.
 #[derive(Debug, Default)]
-pub struct WorkerCounters {
-    /// `dito_response_limit_exceeded_total`.
-    pub response_limit_exceeded: Counter,
-    /// `dito_requests_rejected_total{reason="request_too_large"}`.
-    pub request_too_large: Counter,
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.saturating_add(1), Ordering::Relaxed);
+    }
+
+    pub fn dec(&self) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.saturating_sub(1), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_and_gauge() {
+        let c = Counter::default();
+        c.inc();
+        c.add(41);
+        assert_eq!(c.get(), 42);
+        let g = Gauge::default();
+        g.dec();
+        assert_eq!(g.get(), 0);
+        g.inc();
+        g.inc();
+        g.dec();
+        assert_eq!(g.get(), 1);
+    }
 }

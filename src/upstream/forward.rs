@@ -25,6 +25,7 @@ use crate::http::body::BodyError;
 use crate::http::conn::ReadOutcome;
 use crate::http::request::{BodyFraming, RequestHead};
 use crate::http::response_head::{parse_response_head_into, ResponseFraming, ResponseHead};
+use crate::observe::metrics::RejectReason;
 use crate::relay::{self, headers, RelayError, RelayPlan};
 use crate::worker::state::WorkerState;
 
@@ -330,7 +331,7 @@ fn response_too_large(f: &Forward<'_>, limit: u64) -> ProxyError {
 }
 
 fn note_response_limit(f: &Forward<'_>, limit: u64, seen: u64) {
-    f.worker.counters.response_limit_exceeded.inc();
+    f.worker.metrics.response_limit_exceeded();
     tracing::warn!(
         path = %String::from_utf8_lossy(f.req.path()),
         limit,
@@ -340,7 +341,7 @@ fn note_response_limit(f: &Forward<'_>, limit: u64, seen: u64) {
 }
 
 fn note_request_too_large(f: &Forward<'_>) {
-    f.worker.counters.request_too_large.inc();
+    f.worker.metrics.rejected(RejectReason::RequestTooLarge);
     tracing::warn!(
         path = %String::from_utf8_lossy(f.req.path()),
         limit = f.max_request_body,

@@ -38,4 +38,7 @@ pub enum Report {
     },
     /// Draining and no connection is left.
     Drained { worker: usize },
+    /// A `/metrics` scrape arrived on a worker: the control thread sends the text of the
+    /// whole process on `reply` (the worker awaits it with `recv_async`).
+    Scrape { reply: flume::Sender<String> },
 }

@@ -31,13 +31,12 @@ pub fn spawn_accept_loop(listener: TcpListener, worker: Rc<WorkerState>, stop: L
     });
 }
 
-/// Counts a connection as open while it lives.
+/// Counts a connection as open while it lives (`active_connections`; draining waits for 0).
 struct ConnectionGuard(Rc<WorkerState>);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        let c = &self.0.connections;
-        c.set(c.get().saturating_sub(1));
+        self.0.metrics.connection_closed();
     }
 }
 
@@ -50,7 +49,7 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
                 // monoio-notes) is set by the session before a connection's second write.
                 let (stream, abort) = ClientStream::new(stream);
                 let (rd, wr) = stream.into_split();
-                worker.connections.set(worker.connections.get() + 1);
+                worker.metrics.connection_opened();
                 let guard = ConnectionGuard(worker.clone());
                 let w = worker.clone();
                 monoio::spawn(async move {

@@ -23,6 +23,7 @@ use monoio::blocking::DefaultThreadPool;
 use crate::lifecycle::Lifecycle;
 use crate::observe::counters::Counter;
 use crate::observe::log;
+use crate::observe::metrics::WorkerMetrics;
 use crate::snapshot::Snapshot;
 use commands::{Command, Report};
 use cores::WorkerPlan;
@@ -41,6 +42,8 @@ const FAULT_PREPARE_ENV: &str = "DITO_TEST_FAIL_PREPARE_WORKER";
 /// What the control thread keeps of a worker.
 pub struct WorkerHandle {
     pub commands: flume::Sender<Command>,
+    /// The worker's metrics, which the control thread reads when `/metrics` is scraped.
+    pub metrics: Arc<WorkerMetrics>,
     pub thread: thread::JoinHandle<()>,
     /// Log lines this worker's full log queue dropped (`dito_log_lines_dropped_total`);
     /// written by the worker only, read with relaxed loads.
@@ -64,8 +67,10 @@ pub fn spawn(
     for (id, std_listener) in listeners.into_iter().enumerate() {
         let core = plan.pins.get(id).copied();
         let (tx, rx) = flume::unbounded();
+        let metrics = Arc::new(WorkerMetrics::default());
         let ctx = WorkerCtx {
             id,
+            metrics: metrics.clone(),
             snapshot: snapshot.clone(),
             lifecycle: lifecycle.clone(),
             reports: reports.clone(),
@@ -97,6 +102,7 @@ pub fn spawn(
             })?;
         handles.push(WorkerHandle {
             commands: tx,
+            metrics,
             thread,
             log_lines_dropped,
         });
@@ -106,6 +112,7 @@ pub fn spawn(
 
 struct WorkerCtx {
     id: usize,
+    metrics: Arc<WorkerMetrics>,
     snapshot: Arc<Snapshot>,
     lifecycle: Arc<Lifecycle>,
     reports: crossbeam_channel::Sender<Report>,
@@ -125,7 +132,13 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
             return;
         }
     };
-    let state = Rc::new(WorkerState::new(id, ctx.snapshot, ctx.lifecycle));
+    let state = Rc::new(WorkerState::new(
+        id,
+        ctx.snapshot,
+        ctx.lifecycle,
+        ctx.metrics,
+        ctx.reports.clone(),
+    ));
     let mut stop_accepting = LocalSignal::default();
     listener::spawn_accept_loop(listener, state.clone(), stop_accepting.clone());
     let _ = ctx.reports.send(Report::Ready { worker: id });
@@ -182,7 +195,7 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
             Command::Drain => {
                 stop_accepting.fire();
                 state.drain.fire();
-                while state.connections.get() > 0 {
+                while state.metrics.open_connections() > 0 {
                     monoio::time::sleep(DRAIN_POLL).await;
                 }
                 let _ = ctx.reports.send(Report::Drained { worker: id });

@@ -1,18 +1,20 @@
 //! Per-worker state (design §4 "worker" tier): `!Send`, owned by one core.
 //!
 //! Holds the worker's current [`Generation`] (its view of a snapshot, with its own clones of
-//! anything that has interior caches), the request-ID generator, and later the upstream
-//! pools and counters. Requests clone the `Rc` of the generation they start with, so a reload
-//! never changes a request mid-flight.
+//! anything that has interior caches), the request-ID generator, the upstream pools, and the
+//! metrics recorder (the only writer of this worker's metrics, which the control thread
+//! reads). Requests clone the `Rc` of the generation they start with, so a reload never
+//! changes a request mid-flight.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::endpoints::HealthEndpoints;
+use crate::endpoints::{HealthEndpoints, MetricsEndpoint};
 use crate::http::limits::SessionLimits;
 use crate::lifecycle::Lifecycle;
-use crate::observe::counters::WorkerCounters;
+use crate::observe::metrics::WorkerMetrics;
+use crate::observe::recorder::Recorder;
 use crate::relay::HeldBytes;
 use crate::request_id::IdGenerator;
 use crate::route::Router;
@@ -20,6 +22,7 @@ use crate::snapshot::Snapshot;
 use crate::upstream::connect::Resolver;
 use crate::upstream::pool::Pool;
 use crate::upstream::route::WorkerRoute;
+use crate::worker::commands::Report;
 use crate::worker::signal::LocalSignal;
 
 /// One worker's view of one configuration generation.
@@ -28,6 +31,7 @@ pub struct Generation {
     pub snapshot: Arc<Snapshot>,
     pub limits: SessionLimits,
     pub health: HealthEndpoints,
+    pub metrics: MetricsEndpoint,
     /// This worker's clone of the router: its own regex caches (design §1 "the rule").
     pub router: Router,
     /// Same order as `router`.
@@ -39,6 +43,7 @@ impl Generation {
         Generation {
             limits: snapshot.session_limits,
             health: snapshot.health.clone(),
+            metrics: MetricsEndpoint::from_config(&snapshot.config.metrics),
             router: snapshot.router.clone(),
             routes: snapshot.targets.iter().map(WorkerRoute::prepare).collect(),
             snapshot,
@@ -49,8 +54,10 @@ impl Generation {
 pub struct WorkerState {
     pub id: usize,
     pub ids: IdGenerator,
-    /// Written by this worker only; read by the control thread.
-    pub counters: Arc<WorkerCounters>,
+    /// This worker's metrics: written here only, read by the control thread (spec §10).
+    pub metrics: Recorder,
+    /// Reports to the control thread (a metrics scrape asks it for the text).
+    pub reports: crossbeam_channel::Sender<Report>,
     /// Bytes of response bodies this worker holds (spec §6's 64 MiB budget).
     pub held: HeldBytes,
     /// Upstream connections, kept across generations.
@@ -60,23 +67,27 @@ pub struct WorkerState {
     pub lifecycle: Arc<Lifecycle>,
     /// Fired when this worker starts draining: idle connections close.
     pub drain: LocalSignal,
-    /// Open client connections on this worker.
-    pub connections: Cell<usize>,
     generation: RefCell<Rc<Generation>>,
 }
 
 impl WorkerState {
-    pub fn new(id: usize, snapshot: Arc<Snapshot>, lifecycle: Arc<Lifecycle>) -> Self {
+    pub fn new(
+        id: usize,
+        snapshot: Arc<Snapshot>,
+        lifecycle: Arc<Lifecycle>,
+        metrics: Arc<WorkerMetrics>,
+        reports: crossbeam_channel::Sender<Report>,
+    ) -> Self {
         WorkerState {
             id,
             ids: IdGenerator::new(),
-            counters: Arc::default(),
+            metrics: Recorder::new(metrics),
+            reports,
             held: HeldBytes::default(),
             pool: Pool::default(),
             resolver: Resolver::default(),
             lifecycle,
             drain: LocalSignal::default(),
-            connections: Cell::new(0),
             generation: RefCell::new(Rc::new(Generation::prepare(snapshot))),
         }
     }

@@ -14,6 +14,7 @@
 )]
 
 pub mod client;
+pub mod prom;
 pub mod seccomp;
 pub mod upstream;
 
