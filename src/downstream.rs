@@ -88,6 +88,19 @@ pub trait ResponseSink {
     fn committed(&self) -> bool;
 }
 
+/// What the client was sent, for metrics and the access line (spec §10, §11).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// Status of the final response started, if any.
+    pub status: Option<u16>,
+    /// A write to the client failed: it left before its response was complete.
+    pub client_gone: bool,
+    /// The response was cut short on purpose (upstream failure mid-body, limit crossed).
+    pub aborted: bool,
+    /// Bytes written to the client for this exchange (interim and final heads included).
+    pub bytes_sent: u64,
+}
+
 /// One request/response exchange with a client.
 pub trait Downstream {
     type Body: BodySource;
@@ -98,4 +111,7 @@ pub trait Downstream {
 
     /// Sends a complete response made by Dito. `close` asks to end the connection after it.
     fn respond(&mut self, resp: &Response, close: bool) -> impl Future<Output = io::Result<()>>;
+
+    /// What the client was sent so far.
+    fn report(&self) -> SinkReport;
 }

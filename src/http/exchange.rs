@@ -16,7 +16,7 @@ use super::conn::ConnReader;
 use super::limits::SessionLimits;
 use super::request::{RequestHead, Version};
 use super::response::{write_status_line, ConnWriter, ConnectionDirective, Response};
-use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink};
+use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink, SinkReport};
 use crate::error::ProxyError;
 use crate::sys::AbortHandle;
 use crate::worker::signal::LocalSignal;
@@ -80,9 +80,22 @@ pub struct H1Sink<'c, W> {
     chunked: bool,
     close_after: bool,
     aborted: bool,
+    /// Status of the final response started (0: none yet).
+    status: u16,
+    /// A write to the client failed.
+    client_gone: bool,
+    /// The writer's byte count when the exchange began.
+    written_at_start: u64,
 }
 
 impl<W: AsyncWriteRent> H1Sink<'_, W> {
+    /// Flushes the output, remembering a failure: the client left.
+    async fn flush_out(&mut self) -> io::Result<()> {
+        let r = self.writer.flush().await;
+        self.client_gone |= r.is_err();
+        r
+    }
+
     fn directive(&self, close: bool) -> ConnectionDirective {
         if close {
             ConnectionDirective::Close
@@ -114,7 +127,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
         write_status_line(out, head.status, head.reason);
         head.headers.write_h1(out);
         out.extend_from_slice(b"\r\n");
-        self.writer.flush().await?;
+        self.flush_out().await?;
         Ok(true)
     }
 
@@ -153,6 +166,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
         out.extend_from_slice(b"\r\n");
         self.chunked = chunked;
         self.committed = true;
+        self.status = head.status;
         self.close_after = close;
         // The head stays buffered: the first body bytes (or `finish`) go out with it.
         Ok(())
@@ -170,7 +184,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
         } else {
             out.extend_from_slice(data);
         }
-        self.writer.flush().await
+        self.flush_out().await
     }
 
     fn raw_body_buffer(&mut self) -> Option<&mut Vec<u8>> {
@@ -178,7 +192,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush().await
+        self.flush_out().await
     }
 
     async fn finish(&mut self, trailers: &[u8]) -> io::Result<()> {
@@ -188,7 +202,7 @@ impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
             out.extend_from_slice(trailers);
             out.extend_from_slice(b"\r\n");
         }
-        self.writer.flush().await
+        self.flush_out().await
     }
 
     fn abort(&mut self) {
@@ -222,6 +236,7 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
     ) -> Self {
         let body = BodyReader::new(head.framing, limits.head.max_header_bytes);
         let expects_continue = head.expect_continue && !body.is_done();
+        let written_at_start = writer.bytes_written;
         H1Exchange {
             body: H1Body {
                 reader,
@@ -241,6 +256,9 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
                 chunked: false,
                 close_after: false,
                 aborted: false,
+                status: 0,
+                client_gone: false,
+                written_at_start,
             },
             request_id,
         }
@@ -305,8 +323,10 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'c, R, W
         let replaced = match settled {
             Ok(r) => r.map(|err| err.to_response(self.request_id)),
             Err(e) => {
+                // The client's body ended early or its socket failed: it left.
                 self.sink.committed = true;
                 self.sink.close_after = true;
+                self.sink.client_gone = true;
                 return Err(e);
             }
         };
@@ -319,10 +339,23 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'c, R, W
         self.sink.committed = true;
         self.sink.close_after = close;
         let directive = self.sink.directive(close);
-        self.sink
+        self.sink.status = resp.status;
+        let r = self
+            .sink
             .writer
             .send(resp, directive, self.sink.head_only)
-            .await
+            .await;
+        self.sink.client_gone |= r.is_err();
+        r
+    }
+
+    fn report(&self) -> SinkReport {
+        SinkReport {
+            status: (self.sink.status != 0).then_some(self.sink.status),
+            client_gone: self.sink.client_gone,
+            aborted: self.sink.aborted,
+            bytes_sent: self.sink.writer.bytes_written - self.sink.written_at_start,
+        }
     }
 }
 

@@ -200,6 +200,31 @@ pub fn parse_head_into(
     Ok(parsed)
 }
 
+/// The method, target and version of a complete, well-formed request line at the start of
+/// `buf`, for observing a request that was refused later in its head (spec §10 counts every
+/// request whose request line was parsed).
+pub fn request_line(buf: &[u8]) -> Option<(&[u8], &[u8], Version)> {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let rest = &buf[start..];
+    let end = memchr::memchr(b'\n', rest)?;
+    let line = rest[..end].strip_suffix(b"\r")?;
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let version = match version {
+        b"HTTP/1.1" => Version::Http11,
+        b"HTTP/1.0" => Version::Http10,
+        _ => return None,
+    };
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let visible = |b: &u8| b.is_ascii_graphic();
+    (parts.next().is_none()
+        && !method.is_empty()
+        && method.iter().all(token)
+        && !target.is_empty()
+        && target.iter().all(visible))
+    .then_some((method, target, version))
+}
+
 fn is_h2_preface(buf: &[u8]) -> bool {
     let n = buf.len().min(H2_PREFACE.len());
     n >= 4 && buf[..n] == H2_PREFACE[..n] && n == H2_PREFACE.len()

@@ -191,3 +191,20 @@ fn authority_validation() {
     assert!(!is_valid_authority(b"a:port"));
     assert!(!is_valid_authority(b"[::1"));
 }
+
+#[test]
+fn request_line_of_a_refused_head() {
+    assert_eq!(
+        request_line(b"\r\nGET /a?b HTTP/1.1\r\nBad Header\r\n"),
+        Some((&b"GET"[..], &b"/a?b"[..], Version::Http11))
+    );
+    assert_eq!(
+        request_line(b"POST / HTTP/1.0\r\n"),
+        Some((&b"POST"[..], &b"/"[..], Version::Http10))
+    );
+    assert_eq!(request_line(b"GET /partial"), None);
+    assert_eq!(request_line(b"GET / HTTP/2.0\r\n"), None);
+    assert_eq!(request_line(b"GET  / HTTP/1.1\r\n"), None);
+    assert_eq!(request_line(b"G(T / HTTP/1.1\r\n"), None);
+    assert_eq!(request_line(b"GET / HTTP/1.1\n"), None);
+}

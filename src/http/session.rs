@@ -21,6 +21,7 @@ use super::limits::SessionLimits;
 use super::request::{parse_head_into, HeadError, HeadStorage, RequestHead};
 use super::response::{ConnWriter, ConnectionDirective};
 use crate::error::ProxyError;
+use crate::observe;
 use crate::pipeline::{self, RequestCtx};
 use crate::sys::AbortHandle;
 use crate::worker::signal::LocalSignal;
@@ -47,21 +48,36 @@ pub async fn serve<R, W>(
     let mut writer = ConnWriter::new(wr, Some(abort.fd()));
     let mut first = true;
     let mut storage = HeadStorage::default();
+    let mut transferred = Transferred::default();
     loop {
         let limits = worker.session_limits();
         let head = match read_head(&mut reader, &limits, first, &worker.drain, &mut storage).await {
             HeadRead::Head(h) => h,
-            HeadRead::Closed => return,
+            HeadRead::Closed => {
+                transferred.account(&worker, &reader, &writer);
+                return;
+            }
             HeadRead::Reject(err, reason) => {
                 tracing::debug!(client = %peer, status = err.status(), reason, "request rejected");
-                let resp = err.to_response(&worker.ids.generate());
-                if writer
-                    .send(&resp, ConnectionDirective::Close, false)
-                    .await
-                    .is_ok()
-                {
+                let request_id = worker.ids.generate();
+                let resp = err.to_response(&request_id);
+                let before = writer.bytes_written;
+                let sent = writer.send(&resp, ConnectionDirective::Close, false).await;
+                let head_bytes = reader.buffered();
+                let sent_bytes = writer.bytes_written - before;
+                observe::request::finish_rejected(
+                    &worker,
+                    &err,
+                    head_bytes,
+                    peer,
+                    &request_id,
+                    sent_bytes,
+                );
+                transferred.account(&worker, &reader, &writer);
+                if sent.is_ok() {
                     linger_close(&mut reader, &mut writer).await;
                 }
+                transferred.account(&worker, &reader, &writer);
                 return;
             }
         };
@@ -77,13 +93,15 @@ pub async fn serve<R, W>(
             &ctx.request_id,
         );
         let outcome = pipeline::handle(&worker, &head, &ctx, &mut exchange).await;
-        if exchange.aborted() {
-            // Dropping the socket now sends the reset the abort asked for.
-            return;
-        }
+        let aborted = exchange.aborted();
         let keeps = exchange.keeps_connection();
         let body_complete = exchange.body_complete();
         drop(exchange);
+        transferred.account(&worker, &reader, &writer);
+        if aborted {
+            // Dropping the socket now sends the reset the abort asked for.
+            return;
+        }
         if outcome.close || !keeps {
             // A client that asked to close and whose request was read to the end has nothing
             // left in flight: close at once. Otherwise linger so unread bytes cannot turn
@@ -91,12 +109,38 @@ pub async fn serve<R, W>(
             let clean = !head.keep_alive && body_complete && !reader.has_buffered();
             if outcome.sent && !clean {
                 linger_close(&mut reader, &mut writer).await;
+                transferred.account(&worker, &reader, &writer);
             } else if clean {
                 abort.close_plainly();
             }
             return;
         }
         storage = head.into_storage();
+    }
+}
+
+/// The connection's byte counts already added to the worker's transfer metrics.
+#[derive(Default)]
+struct Transferred {
+    read: u64,
+    written: u64,
+}
+
+impl Transferred {
+    /// Adds what was read from and written to the client since the last call (spec §10
+    /// `data_transferred_bytes_total`, heads included).
+    fn account<R, W>(
+        &mut self,
+        worker: &WorkerState,
+        reader: &ConnReader<R>,
+        writer: &ConnWriter<W>,
+    ) {
+        let (read, written) = (reader.bytes_read, writer.bytes_written);
+        worker.metrics.add_inbound((read - self.read) as usize);
+        worker
+            .metrics
+            .add_outbound((written - self.written) as usize);
+        (self.read, self.written) = (read, written);
     }
 }
 

@@ -15,5 +15,6 @@ pub mod process;
 pub mod profiler;
 pub mod recorder;
 pub mod render;
+pub mod request;
 pub mod scrape;
 pub mod series;

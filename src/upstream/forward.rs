@@ -52,6 +52,8 @@ pub struct Forward<'a> {
     pub request_timeout: Option<Duration>,
     /// `request_limits.max_request_body_size`.
     pub max_request_body: u64,
+    /// `logging.verbose`: dump the response headers sent.
+    pub verbose: bool,
 }
 
 enum Attempt {
@@ -254,6 +256,9 @@ async fn exchange<D: Downstream>(
         }
         let mut hs = std::mem::take(&mut scratch.out);
         headers::final_headers_into(&final_head, f.request_id, f.started.elapsed(), &mut hs);
+        if f.verbose {
+            crate::observe::access::log_headers("response", f.request_id, hs.iter());
+        }
         let plan = RelayPlan {
             head: OutHead {
                 status: final_head.status,
@@ -287,6 +292,8 @@ async fn exchange<D: Downstream>(
         match relayed {
             Ok(()) => {}
             Err(RelayError::Upstream) => {
+                // The upstream failed mid-body: the client gets a cut response (spec §4).
+                f.worker.metrics.upstream_error(UpstreamErrorKind::Reset);
                 sink.abort();
                 return Attempt::Done;
             }
