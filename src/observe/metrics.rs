@@ -243,7 +243,8 @@ pub struct WorkerMetrics {
     pub(super) upstream_errors: [Counter; UpstreamErrorKind::ALL.len()],
     pub(super) rejected: [Counter; RejectReason::ALL.len()],
     pub(super) response_limit_exceeded: Counter,
-    pub(super) log_lines_dropped: Counter,
+    /// Shared with the worker's log queue, which counts into it (`observe::log`).
+    pub(super) log_lines_dropped: Arc<Counter>,
 }
 
 impl WorkerMetrics {
@@ -283,6 +284,11 @@ impl WorkerMetrics {
 
     pub fn log_lines_dropped(&self) -> u64 {
         self.log_lines_dropped.get()
+    }
+
+    /// The counter the worker's log queue increments when it drops a line.
+    pub fn log_lines_dropped_counter(&self) -> Arc<Counter> {
+        self.log_lines_dropped.clone()
     }
 }
 

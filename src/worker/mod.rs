@@ -21,7 +21,6 @@ use std::time::Duration;
 use monoio::blocking::DefaultThreadPool;
 
 use crate::lifecycle::Lifecycle;
-use crate::observe::counters::Counter;
 use crate::observe::log;
 use crate::observe::metrics::WorkerMetrics;
 use crate::snapshot::Snapshot;
@@ -45,9 +44,6 @@ pub struct WorkerHandle {
     /// The worker's metrics, which the control thread reads when `/metrics` is scraped.
     pub metrics: Arc<WorkerMetrics>,
     pub thread: thread::JoinHandle<()>,
-    /// Log lines this worker's full log queue dropped (`dito_log_lines_dropped_total`);
-    /// written by the worker only, read with relaxed loads.
-    pub log_lines_dropped: Arc<Counter>,
 }
 
 /// Starts every worker; each sends one `Ready` or `Failed` report on `reports`.
@@ -78,8 +74,8 @@ pub fn spawn(
             fail_prepare: fault_worker == Some(id),
         };
         let pool = pool.clone();
-        let log_lines_dropped = Arc::new(Counter::default());
-        let dropped = log_lines_dropped.clone();
+        // Lines this worker's full log queue drops count in its metrics.
+        let dropped = metrics.log_lines_dropped_counter();
         let thread = thread::Builder::new()
             .name(format!("dito-worker-{id}"))
             .spawn(move || {
@@ -104,7 +100,6 @@ pub fn spawn(
             commands: tx,
             metrics,
             thread,
-            log_lines_dropped,
         });
     }
     Ok(handles)
