@@ -7,7 +7,7 @@ UPSTREAM ?= 127.0.0.1:8080
 PROFILE  ?= release
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload
+.PHONY: help build run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload bench-observe
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -53,6 +53,11 @@ bench-reload: ## Reload under load: failed requests while Dito, nginx, HAProxy r
 	$(CARGO) build --release --workspace
 	bash bench/setup.sh
 	BENCH_COMMAND="make bench-reload" python3 bench/run.py --reload
+
+bench-observe: ## What metrics + access lines cost on ka-small: 10 paired rounds, Dito with vs without
+	$(CARGO) build --release --workspace
+	bash bench/setup.sh
+	BENCH_COMMAND="make bench-observe" python3 bench/run.py --observe-cost
 
 clean: ## Remove build output and the rendered run config
 	$(CARGO) clean

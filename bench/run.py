@@ -62,6 +62,10 @@ def parse_args(argv):
       help="measure dito-echo and nginx as origins (direct, no proxy) instead")
     a("--reload", action="store_true", default=env("bench_reload", "") not in ("", "0"),
       help="the reload scenario only: dito,nginx,haproxy, 1 round of 10 s (BENCH_RELOAD=1)")
+    a("--observe-cost", action="store_true",
+      default=env("bench_observe", "") not in ("", "0"),
+      help="what metrics + access lines cost: dito vs dito-observed, ka-small, 10 rounds "
+           "(BENCH_OBSERVE=1)")
     a("--scenarios", default=env("scenarios", ""),
       help=f"comma list of {','.join(SCENARIOS)},{RELOAD} (default all but {RELOAD}; "
            f"quick: {QUICK_SCENARIOS}; --reload: {RELOAD})")
@@ -94,6 +98,12 @@ def parse_args(argv):
     c = p.parse_args(argv)
     if c.reload and c.quick:
         p.error("--reload and --quick do not combine (SCENARIOS=ka-small,reload does)")
+    if c.observe_cost and (c.quick or c.reload or c.compare_backends):
+        p.error("--observe-cost runs alone")
+    if c.observe_cost:
+        c.scenarios = c.scenarios or "ka-small"
+        c.targets = c.targets or "dito,dito-observed"
+        c.rounds = c.rounds or 10
     c.rounds = c.rounds or (2 if c.quick else 1 if c.reload else 3)
     c.duration = c.duration or (5 if c.quick else 10 if c.reload else 8)
     c.warmup = c.warmup if c.warmup >= 0 else (1 if c.quick else 2)
@@ -306,6 +316,10 @@ def main(argv):
             subject, peers = "dito", ("nginx", "haproxy")
             meta["title"] = ("Reload under load: " if not normal else "") + \
                 "Dito vs nginx vs HAProxy"
+            if cfg.observe_cost:
+                refs, subject, peers = ["dito"], "dito-observed", ("dito",)
+                meta["title"] = ("What observing costs: Dito with metrics and access lines "
+                                 "(dito-observed) vs without (dito)")
             meta["setup"] = describe(cfg, cfg.backend)
     finally:
         procs.stop_all()

@@ -100,8 +100,13 @@ def start_backend(kind, port, cfg, tmp, tools):
 
 
 # Placeholders only the reload scenario fills (harness/reload.py); these are every other run's.
-EXTRA_DEFAULTS = {"LOG_LEVEL": "warn", "LOCATION_EXTRA": "", "GLOBAL_EXTRA": ""}
+EXTRA_DEFAULTS = {"LOG_LEVEL": "warn", "LOCATION_EXTRA": "", "GLOBAL_EXTRA": "",
+                  "ACCESS_LOG": "false", "METRICS": "false"}
+# dito-observed: Dito with metrics on and an access line per request (to its log file, as
+# nginx's access_log writes a file), to measure what observing costs (--observe-cost).
+OBSERVED = {"ACCESS_LOG": "true", "METRICS": "true"}
 TEMPLATES = {"dito": ("dito.yaml.tmpl", "dito.yaml"),
+             "dito-observed": ("dito.yaml.tmpl", "dito-observed.yaml"),
              "nginx": ("nginx-proxy.conf.tmpl", "nginx-proxy.conf"),
              "haproxy": ("haproxy.cfg.tmpl", "haproxy.cfg")}
 
@@ -111,14 +116,16 @@ def start_target(name, port, backend_port, cfg, tmp, tools, extra=None):
     EXTRA_DEFAULTS."""
     values = {"DIR": tmp, "PORT": port, "BACKEND": f"127.0.0.1:{backend_port}",
               "WORKERS": cfg.workers, "PIN_WORKERS": cfg.pin_workers,
-              "IO_DRIVER": cfg.io_driver, **EXTRA_DEFAULTS, **(extra or {})}
+              "IO_DRIVER": cfg.io_driver, **EXTRA_DEFAULTS,
+              **(OBSERVED if name == "dito-observed" else {}), **(extra or {})}
     log = os.path.join(tmp, f"{name}.log")
     if name not in TEMPLATES:
-        raise ValueError(f"unknown target {name!r} (direct, dito, nginx, haproxy)")
+        raise ValueError(f"unknown target {name!r} (direct, dito, dito-observed, nginx, "
+                         "haproxy)")
     template, conf_name = TEMPLATES[name]
-    if name == "dito":
+    if name in ("dito", "dito-observed"):
         conf = render(template, os.path.join(tmp, conf_name), values)
-        proc = procs.Proc("dito", [os.path.join(cfg.bin_dir, "dito"), "-f", conf],
+        proc = procs.Proc(name, [os.path.join(cfg.bin_dir, "dito"), "-f", conf],
                           cpus=cfg.proxy_cpus, log_path=log)
     elif name == "nginx":
         proc = _nginx(tmp, "proxy", values, cfg.proxy_cpus, tools)
