@@ -39,12 +39,15 @@ pub fn finish(
     let status = recorded_status(report);
     let duration = ctx.started.elapsed();
     let loc = location.and_then(|i| generation.snapshot.config.locations.get(i));
-    worker.metrics.record_request(
-        head.method(),
-        loc.map(|l| l.pattern.as_str()),
-        status,
-        duration,
-    );
+    // The request series cost two map lookups: skipped while nobody can scrape them.
+    if generation.snapshot.config.metrics.enabled {
+        worker.metrics.record_request(
+            head.method(),
+            loc.map(|l| l.pattern.as_str()),
+            status,
+            duration,
+        );
+    }
     if !generation.snapshot.config.logging.enabled {
         return;
     }
@@ -94,9 +97,11 @@ pub fn finish_rejected(
     };
     let generation = worker.generation();
     let status = err.status();
-    worker
-        .metrics
-        .record_request(method, None, status, std::time::Duration::ZERO);
+    if generation.snapshot.config.metrics.enabled {
+        worker
+            .metrics
+            .record_request(method, None, status, std::time::Duration::ZERO);
+    }
     if !generation.snapshot.config.logging.enabled {
         return;
     }
