@@ -22,6 +22,7 @@ pub mod control;
 pub mod downstream;
 pub mod endpoints;
 pub mod error;
+pub mod fxhash;
 pub mod http;
 pub mod json;
 pub mod lifecycle;

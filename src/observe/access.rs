@@ -12,6 +12,9 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::access_line::write_access_line;
+use super::log;
+
 /// Target of access lines and header dumps: printed whatever `logging.level` says.
 pub const ACCESS: &str = "dito::access";
 
@@ -54,7 +57,23 @@ fn lossy(b: &[u8]) -> Cow<'_, str> {
 
 /// Logs the access line of `rec`. Absent `referer`, `user_agent` and `upstream` are empty
 /// strings, so every line has the same fields. Call only when `logging.enabled` is true.
+/// Once logging is installed the line is written directly (`access_line`), else (unit
+/// tests, a terminal with colours) it goes through `tracing` like every other line.
 pub fn log_access(rec: &AccessRecord<'_>) {
+    if let Some(style) = log::installed_style().filter(|s| !s.ansi) {
+        let mut line = Vec::with_capacity(LINE_CAPACITY);
+        write_access_line(&mut line, style, log::format::now_micros(), rec);
+        log::queue::deliver(line);
+        return;
+    }
+    log_access_event(rec);
+}
+
+/// Room for a typical access line.
+const LINE_CAPACITY: usize = 384;
+
+/// [`log_access`] as a `tracing` event.
+pub fn log_access_event(rec: &AccessRecord<'_>) {
     let method = lossy(rec.method);
     let url = lossy(rec.url);
     let referer = rec.referer.map(lossy).unwrap_or_default();

@@ -8,6 +8,7 @@
 //! ([`scrape`]), which reads every worker's values and renders the text ([`render`]).
 
 pub mod access;
+pub mod access_line;
 pub mod counters;
 pub mod log;
 pub mod metrics;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::metrics::{Method, RejectReason, RequestLabels, RequestSeries, WorkerMetrics};
 use super::series::{SeriesTable, CAPACITY};
 use crate::error::UpstreamErrorKind;
+use crate::fxhash::FxBuildHasher;
 
 /// Writes one worker's metrics; see the module doc.
 #[derive(Debug)]
@@ -108,10 +109,10 @@ impl Recorder {
 #[derive(Debug)]
 struct SeriesIndex {
     /// Location pattern → path id (an index into `path_labels`).
-    paths: HashMap<Box<str>, u32>,
+    paths: HashMap<Box<str>, u32, FxBuildHasher>,
     /// By path id; id 0 is `unmatched`.
     path_labels: Vec<Option<Arc<str>>>,
-    series: HashMap<(u32, Method, u16), usize>,
+    series: HashMap<(u32, Method, u16), usize, FxBuildHasher>,
     /// The table filled up and that was logged.
     full_warned: bool,
 }
@@ -119,9 +120,9 @@ struct SeriesIndex {
 impl Default for SeriesIndex {
     fn default() -> Self {
         SeriesIndex {
-            paths: HashMap::new(),
+            paths: HashMap::default(),
             path_labels: vec![None],
-            series: HashMap::new(),
+            series: HashMap::default(),
             full_warned: false,
         }
     }

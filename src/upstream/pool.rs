@@ -9,12 +9,12 @@
 //! connection was closed) frees the slot and wakes one waiter. Single-threaded: `Rc` and
 //! `RefCell`, never borrowed across an await.
 
+use crate::fxhash::FxBuildHasher;
 use crate::http::headers::HeaderList;
 use crate::http::response_head::ResponseStorage;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -92,49 +92,8 @@ struct HostEntry {
 
 #[derive(Default)]
 struct Inner {
-    hosts: HashMap<PoolKey, HostEntry, BuildHasherDefault<FxHasher>>,
+    hosts: HashMap<PoolKey, HostEntry, FxBuildHasher>,
     total_idle: usize,
-}
-
-/// A small, fast, non-cryptographic hasher for the pool's keys: they come from the config,
-/// not from clients, so SipHash's flooding resistance buys nothing on this per-request path.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
 }
 
 /// One worker's pool.

@@ -259,7 +259,7 @@ impl Visit for Collect<'_> {
 }
 
 /// Whether a text-format value must be quoted to stay one unambiguous `key=value` token.
-fn needs_quotes(v: &[u8]) -> bool {
+pub fn needs_quotes(v: &[u8]) -> bool {
     v.is_empty()
         || v.iter()
             .any(|&b| b == b' ' || b == b'"' || b == b'=' || b < 0x20 || b == 0x7f)

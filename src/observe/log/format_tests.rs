@@ -273,3 +273,56 @@ fn header_dump_line_redacts() {
     assert_eq!(m["request_id"], "id1");
     assert_eq!(m["headers"], "Host: h\nCookie: [REDACTED]");
 }
+
+#[test]
+fn the_direct_access_line_equals_the_event_line() {
+    use crate::observe::access::log_access_event;
+    use crate::observe::access_line::write_access_line;
+    set_thread_level(LogLevel::Error);
+    let records = [
+        AccessRecord {
+            client_ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            method: b"GET",
+            url: b"/p?q=\"1\"&r=\xff x=y",
+            protocol: "HTTP/1.1",
+            status_code: 502,
+            referer: None,
+            user_agent: Some(b"curl/8\x01"),
+            duration: Duration::from_micros(1_500),
+            request_id: "abc123",
+            upstream: Some("http://10.0.0.1:80"),
+            bytes_sent: 1234,
+            aborted: false,
+        },
+        AccessRecord {
+            client_ip: "192.168.10.200".parse().unwrap(),
+            method: b"POST",
+            url: b"/",
+            protocol: "HTTP/1.0",
+            status_code: 499,
+            referer: Some(b"https://r.example/a b"),
+            user_agent: Some("caf\u{e9} \\ agent".as_bytes()),
+            duration: Duration::new(2, 3_147_680),
+            request_id: "0123456789abcdef0123456789abcdef",
+            upstream: None,
+            bytes_sent: 0,
+            aborted: true,
+        },
+    ];
+    for format in [LogFormat::Json, LogFormat::Text] {
+        let style = Style {
+            format,
+            ansi: false,
+        };
+        for rec in &records {
+            let event = capture(format, || log_access_event(rec));
+            let mut direct = Vec::new();
+            write_access_line(&mut direct, style, now_micros(), rec);
+            let direct = String::from_utf8(direct).unwrap();
+            // The timestamps differ; everything after them must not.
+            let after_ts = |l: &str| l[l.find('Z').unwrap()..].trim_end().to_owned();
+            assert_eq!(after_ts(&direct), after_ts(&event[0]), "{format:?}");
+            assert!(direct.ends_with('\n') && direct.matches('\n').count() == 1);
+        }
+    }
+}

@@ -19,7 +19,7 @@ pub mod queue;
 use std::cell::Cell;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
@@ -179,6 +179,16 @@ impl Drop for LogHandle {
     }
 }
 
+/// The line style of the installed logger; `None` before [`init`] (unit tests log through
+/// whatever `tracing` subscriber they set up).
+static INSTALLED_STYLE: OnceLock<Style> = OnceLock::new();
+
+/// The style lines are written in, once [`init`] installed the queues and their writer:
+/// callers that format a line themselves (the access line) use it with [`queue::deliver`].
+pub fn installed_style() -> Option<Style> {
+    INSTALLED_STYLE.get().copied()
+}
+
 /// Installs logging: the process level, the format (read once: `logging.format` needs a
 /// restart), the queues and their writer thread. Call once, on the control thread; a second
 /// call in one process (tests) keeps the first setup and only sets the level.
@@ -191,9 +201,13 @@ pub fn init(level: LogLevel, format: LogFormat) -> LogHandle {
         format,
         ansi: format == LogFormat::Text && std::io::stdout().is_terminal(),
     };
-    let _ = tracing_subscriber::registry()
+    if tracing_subscriber::registry()
         .with(LogLayer::new(style, QueueSink))
-        .try_init();
+        .try_init()
+        .is_ok()
+    {
+        let _ = INSTALLED_STYLE.set(style);
+    }
     LogHandle {
         writer: Some(writer),
     }
