@@ -94,11 +94,7 @@ impl Fields<'_> {
         }
         let value: Cow<'_, str> = String::from_utf8_lossy(value);
         let v = value.as_bytes();
-        if self.json {
-            self.out.push(b'"');
-            escape_into(self.out, v);
-            self.out.push(b'"');
-        } else if needs_quotes(v) {
+        if self.json || needs_quotes(v) {
             self.out.push(b'"');
             escape_into(self.out, v);
             self.out.push(b'"');
@@ -157,7 +153,7 @@ fn push_seconds(out: &mut Vec<u8>, nanos: u128) {
         return;
     }
     let mut digits = 9;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         digits -= 1;
     }
