@@ -171,8 +171,10 @@ fn write_direct(line: &[u8]) {
 }
 
 /// The writer thread: drains `queues` (and the ones registered through `ctl`) into batches
-/// written to `out`. While lines keep coming it polls every [`POLL_PAUSE`] instead of
-/// blocking, so a worker's send rarely has to wake it (a wake is a syscall on the worker);
+/// written to `out`, one write per pass. While lines keep coming it drains every
+/// [`POLL_PAUSE`] (at once when a queue had more than a burst) instead of blocking or
+/// spinning, so a worker's send rarely has to wake it (a wake is a syscall on the worker) and
+/// the writer takes little CPU from the workers;
 /// after [`IDLE_BEFORE_BLOCK`] without a line it blocks until a queue has one. After `Stop` it
 /// writes until a pass finds every queue empty, or [`STOP_LIMIT`] has passed, and returns.
 fn write_loop(ctl: Receiver<Ctl>, mut queues: Vec<Receiver<Line>>, out: &mut dyn std::io::Write) {
@@ -187,6 +189,7 @@ fn write_loop(ctl: Receiver<Ctl>, mut queues: Vec<Receiver<Line>>, out: &mut dyn
             }
         }
         let mut got = false;
+        let mut more = false;
         queues.retain(|q| {
             for _ in 0..BURST_LINES {
                 match q.try_recv() {
@@ -202,22 +205,31 @@ fn write_loop(ctl: Receiver<Ctl>, mut queues: Vec<Receiver<Line>>, out: &mut dyn
                     Err(TryRecvError::Disconnected) => return false,
                 }
             }
+            // A full burst: this queue has more waiting.
+            more = true;
             true
         });
-        let now = Instant::now();
-        let stop_now = stop_by.is_some_and(|by| !got || now >= by);
-        if got && !stop_now {
-            last_line = now;
-            continue;
-        }
+        // One write per pass: what arrived since the last one.
         if !batch.is_empty() {
             let _ = out.write_all(&batch);
             batch.clear();
         }
-        let _ = out.flush();
+        let now = Instant::now();
+        let stop_now = stop_by.is_some_and(|by| !got || now >= by);
         if stop_now {
+            let _ = out.flush();
             return;
         }
+        if got {
+            last_line = now;
+            // Let lines gather for a moment instead of spinning on a few at a time: a busy
+            // writer would take a core's time from the workers.
+            if !more {
+                thread::sleep(POLL_PAUSE);
+            }
+            continue;
+        }
+        let _ = out.flush();
         if now.duration_since(last_line) < IDLE_BEFORE_BLOCK {
             thread::sleep(POLL_PAUSE);
             continue;
