@@ -465,3 +465,51 @@ fn bulk_data_both_ways_at_once_and_an_unclean_close_ends_the_stream() {
     assert_eq!(got.len(), SIZE);
     assert!(got.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
 }
+
+#[test]
+fn a_corrupt_record_while_an_upload_is_stalled_is_an_error_not_a_panic() {
+    // monoio-rustls panics here ("buffer mut expected"): its read path writes an alert
+    // through the buffer its stalled write half holds.
+    let ca = TestCa::new("ca");
+    let leaf = ca.leaf(&["upstream.test"]);
+    let (addr, h) = server(server_config(&leaf, BOTH, None), |mut s| {
+        while s.conn.is_handshaking() {
+            s.conn.complete_io(&mut s.sock).unwrap();
+        }
+        // Never read, so the client's upload stalls; then send a record that cannot decrypt.
+        std::thread::sleep(Duration::from_millis(200));
+        s.sock.write_all(&[23, 3, 3, 0, 40]).unwrap();
+        s.sock.write_all(&[0u8; 40]).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let worker = WorkerTls {
+        config: Arc::new(build_client_config(&material(vec![ca.der()], None)).unwrap()),
+        server_name: ServerName::try_from("upstream.test").unwrap(),
+    };
+    let kind = block_on(async move {
+        let tcp = TcpStream::connect_addr(addr).await.unwrap();
+        let (rd, mut wr) = handshake(tcp, &worker, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let cert_requested = rd.tls_cert_requested().unwrap();
+        let mut reader = ConnReader::new(rd);
+        let upload = async {
+            loop {
+                let (res, _) = wr.write_all(vec![1u8; 256 * 1024]).await;
+                if res.is_err() {
+                    return;
+                }
+            }
+        };
+        let download = reader.fill(None);
+        monoio::select! {
+            got = download => match got {
+                ReadOutcome::Failed(e) => classify_io(&e, cert_requested),
+                other => panic!("expected a TLS error, got {other:?}"),
+            },
+            _ = upload => panic!("the upload ended first"),
+        }
+    });
+    assert_eq!(kind, Some(UpstreamErrorKind::TlsOther));
+    h.join().unwrap();
+}
