@@ -25,8 +25,11 @@ use rustls::ClientConnection;
 use super::tls::noticing_cert_request;
 use crate::http::conn::ReadSource;
 
-/// Ciphertext read per socket read: one full TLS record (16 KiB plus header and overhead).
+/// Ciphertext read per socket read at first: one full TLS record (16 KiB plus header and
+/// overhead).
 const CIPHER_READ: usize = 16 * 1024 + 512;
+/// Reads that keep filling the buffer double it up to this (bulk bodies, fewer syscalls).
+const CIPHER_MAX: usize = 64 * 1024;
 
 /// Why a handshake failed.
 #[derive(Debug)]
@@ -48,6 +51,10 @@ pub struct TlsReader {
     /// Ciphertext read from the socket; `cipher[pos..]` is not yet handed to rustls.
     cipher: Vec<u8>,
     pos: usize,
+    /// The last socket read filled `cipher`: offer a bigger one next time.
+    filled_up: bool,
+    /// An error met after plaintext was already handed out, for the next read.
+    pending: Option<io::Error>,
     /// The server asked for a client certificate during the handshake.
     cert_requested: bool,
 }
@@ -119,6 +126,8 @@ pub async fn handshake(
         session: session.clone(),
         cipher,
         pos,
+        filled_up: false,
+        pending: None,
         cert_requested,
     };
     let writer = TlsWriter {
@@ -138,6 +147,12 @@ impl TlsReader {
     /// Whether the server asked for a client certificate during the handshake.
     pub fn cert_requested(&self) -> bool {
         self.cert_requested
+    }
+
+    /// The ciphertext buffer's size (tests check it stays bounded).
+    #[cfg(test)]
+    pub(crate) fn cipher_capacity(&self) -> usize {
+        self.cipher.capacity()
     }
 
     /// Moves decrypted bytes into `vec` (at most `room`): `Some(n)` when there were any, or
@@ -173,31 +188,63 @@ impl TlsReader {
         Ok(true)
     }
 
+    /// Appends up to `room` decrypted bytes to `vec`: as many as are ready without waiting,
+    /// reading the socket only when there are none. `Ok(0)` is the end of the stream.
     async fn read_plaintext(&mut self, vec: &mut Vec<u8>, room: usize) -> io::Result<usize> {
-        if room == 0 {
-            return Ok(0);
+        if let Some(e) = self.pending.take() {
+            return Err(e);
         }
-        loop {
-            if let Some(n) = self.take_plaintext(vec, room)? {
-                return Ok(n);
-            }
-            if self.feed()? {
-                continue;
-            }
-            let mut buf = mem::take(&mut self.cipher);
-            // A read cancelled by a timeout leaves an empty Vec behind: capacity 0 would read
-            // as the end of the stream.
-            buf.reserve(CIPHER_READ);
-            let (res, back) = self.tcp.read(buf).await;
-            self.cipher = back;
-            self.pos = 0;
-            if res? == 0 {
-                // Let rustls see the end; the next `take_plaintext` reports it.
-                let mut session = self.session.borrow_mut();
-                session.read_tls(&mut io::empty())?;
-                session.process_new_packets().map_err(tls_error)?;
+        let mut n = 0;
+        while n < room {
+            let step = match self.take_plaintext(vec, room - n) {
+                // The end (it is reported again on the next call).
+                Ok(Some(0)) => return Ok(n),
+                Ok(Some(k)) => {
+                    n += k;
+                    continue;
+                }
+                Ok(None) => self.feed(),
+                Err(e) => Err(e),
+            };
+            match step {
+                Ok(true) => continue,
+                Ok(false) if n > 0 => return Ok(n),
+                Ok(false) => self.read_socket().await?,
+                // Hand out what was decrypted first; the error comes with the next read.
+                Err(e) if n > 0 => {
+                    self.pending = Some(e);
+                    return Ok(n);
+                }
+                Err(e) => return Err(e),
             }
         }
+        Ok(n)
+    }
+
+    /// One socket read into `cipher`; at the end of the stream, tells rustls.
+    async fn read_socket(&mut self) -> io::Result<()> {
+        let mut buf = mem::take(&mut self.cipher);
+        // monoio reads into the whole capacity from index 0. A read cancelled by a timeout
+        // leaves an empty Vec behind, whose capacity 0 would read as the end of the stream.
+        let want = if self.filled_up {
+            (buf.capacity() * 2).clamp(CIPHER_READ, CIPHER_MAX)
+        } else {
+            buf.capacity().max(CIPHER_READ)
+        };
+        buf.clear();
+        buf.reserve_exact(want);
+        let (res, back) = self.tcp.read(buf).await;
+        self.cipher = back;
+        self.pos = 0;
+        let n = res?;
+        self.filled_up = n == self.cipher.capacity();
+        if n == 0 {
+            // Let rustls see the end; the next `take_plaintext` reports it.
+            let mut session = self.session.borrow_mut();
+            session.read_tls(&mut io::empty())?;
+            session.process_new_packets().map_err(tls_error)?;
+        }
+        Ok(())
     }
 }
 

@@ -453,7 +453,15 @@ fn bulk_data_both_ways_at_once_and_an_unclean_close_ends_the_stream() {
                         let n = reader.buffered().len();
                         reader.consume(n);
                     }
-                    ReadOutcome::Eof => return total,
+                    ReadOutcome::Eof => {
+                        // Bulk reads grew the ciphertext buffer, but only up to its cap.
+                        let UpstreamReader::Tls(tls) = reader.source() else {
+                            panic!("a TLS reader")
+                        };
+                        let cap = tls.cipher_capacity();
+                        assert!(cap > 17 * 1024 && cap <= 64 * 1024, "{cap}");
+                        return total;
+                    }
                     other => panic!("read: {other:?}"),
                 }
             }
