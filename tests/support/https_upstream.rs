@@ -219,6 +219,7 @@ fn serve(tcp: TcpStream, conn: usize, config: Arc<ServerConfig>, shared: &Shared
     while s.conn.is_handshaking() {
         if let Err(e) = s.conn.complete_io(&mut s.sock) {
             shared.failures.lock().unwrap().push(format!("{e:?}"));
+            linger(&s.sock);
             return;
         }
     }
@@ -245,6 +246,7 @@ fn serve(tcp: TcpStream, conn: usize, config: Arc<ServerConfig>, shared: &Shared
                 if served == 0 && !shared.stop.load(Ordering::SeqCst) {
                     shared.failures.lock().unwrap().push(e);
                 }
+                linger(&s.sock);
                 return;
             }
         };
@@ -288,6 +290,17 @@ fn serve(tcp: TcpStream, conn: usize, config: Arc<ServerConfig>, shared: &Shared
             return;
         }
     }
+}
+
+/// Ends a failed connection with a FIN after the alert rustls wrote, draining what the peer
+/// still sends (a TLS 1.3 client may already have sent its request), so the close is never a
+/// reset that could overtake the alert. Bounded: 2 s, or the drop's shutdown.
+fn linger(tcp: &TcpStream) {
+    let _ = tcp.shutdown(Shutdown::Write);
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut tmp = [0u8; 4096];
+    let mut t = tcp;
+    while matches!(t.read(&mut tmp), Ok(n) if n > 0) {}
 }
 
 /// Reads up to the end of a request head; `Ok(None)` on a clean end before any byte.
