@@ -407,18 +407,6 @@ fn not_supported_yet_features_are_refused() {
             "locations[0].target_url: not supported yet (HTTPS upstreams)",
         ),
         (
-            "upstream client certificate",
-            format!(
-                "{ONE_LOCATION}    transport:\n      http:\n        cert_file: /x/c.pem\n        key_file: /x/k.pem\n"
-            ),
-            "locations[0].transport.http.cert_file: not supported yet (upstream TLS client certificates and CA files)\nlocations[0].transport.http.key_file: not supported yet (upstream TLS client certificates and CA files)",
-        ),
-        (
-            "upstream CA file",
-            format!("transport:\n  http:\n    ca_file: /x/ca.pem\n{ONE_LOCATION}"),
-            "transport.http.ca_file: not supported yet (upstream TLS client certificates and CA files)",
-        ),
-        (
             "wss target",
             format!("{ONE_LOCATION}  - path: ^/b\n    target_url: wss://example.com/ws\n"),
             "locations[1].target_url: not supported yet (HTTPS upstreams)",
