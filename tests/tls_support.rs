@@ -238,7 +238,8 @@ fn mtls_without_a_client_cert_tls13_fails_after_the_handshake() {
         rustls::Error::AlertReceived(AlertDescription::CertificateRequired)
     );
     assert_eq!((up.handshakes(), up.seen().len()), (0, 0));
-    assert_eq!(up.failures().len(), 1, "{:?}", up.failures());
+    let f = up.wait_failures(1, Duration::from_secs(5));
+    assert_eq!(f.len(), 1, "{f:?}");
 }
 
 #[test]

@@ -44,6 +44,7 @@ fn assert_502(r: &Resp, kind: &str) {
     assert_upstream_error(r, 502, "Bad Gateway", kind);
 }
 
+/// A 200 from the test upstream, which received `path` (spec §3: the matched prefix is cut).
 fn assert_from_upstream(r: &Resp, path: &str) {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("x-target"), Some(path), "{r:?}");
@@ -62,13 +63,13 @@ fn global_ca_file_verifies_an_https_upstream_by_ip_and_by_name() {
         ],
     ));
     let r = get(d.addr, "/ip/hello");
-    assert_from_upstream(&r, "/ip/hello");
+    assert_from_upstream(&r, "/hello");
     assert_eq!(r.header("x-client-cert-cn"), Some("none"));
     assert_eq!(r.header("x-tls-version"), Some("TLSv1.3"));
     // No SNI for an IP address (RFC 6066); the host name otherwise.
     assert_eq!(r.header("x-sni"), Some("none"));
     let r = get(d.addr, "/name/x?q=1");
-    assert_from_upstream(&r, "/name/x?q=1");
+    assert_from_upstream(&r, "/x?q=1");
     assert_eq!(r.header("x-sni"), Some("localhost"));
     assert!(up.failures().is_empty(), "{:?}", up.failures());
 }
@@ -94,10 +95,10 @@ fn per_location_ca_file_replaces_the_default_roots_only_there() {
             loc("^/default", &up.url_ip(), ""),
         ],
     ));
-    assert_from_upstream(&get(d.addr, "/mine"), "/mine");
+    assert_from_upstream(&get(d.addr, "/mine/a"), "/a");
     // The default roots do not know the test CA.
     assert_502(&get(d.addr, "/default"), "tls_unknown_ca");
-    assert_from_upstream(&get(d.addr, "/mine"), "/mine");
+    assert_from_upstream(&get(d.addr, "/mine/a"), "/a");
 }
 
 #[test]
@@ -211,7 +212,7 @@ fn locations_present_their_own_client_certificates_on_separate_connections() {
             ("/two", CLIENT_TWO_CN)
         };
         let r = get_on(&mut c, path);
-        assert_from_upstream(&r, path);
+        assert_from_upstream(&r, "/");
         assert_eq!(r.header("x-client-cert-cn"), Some(cn), "{path}: {r:?}");
         conns[i % 2].push(r.header("x-conn-id").unwrap().to_owned());
     }
@@ -275,6 +276,40 @@ fn handshake_timeout_is_a_502_not_a_hang() {
     assert_502(&r, &kind);
 }
 
+#[test]
+fn plain_http_server_behind_an_https_target_is_tls_other_never_plaintext() {
+    // A server that answers HTTP to whatever arrives, then closes.
+    let pki = Pki::new();
+    let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://127.0.0.1:{}", plain.local_addr().unwrap().port());
+    plain.set_nonblocking(true).unwrap();
+    let server = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut s = loop {
+            match plain.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("no connection: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut first = [0u8; 5];
+        std::io::Read::read_exact(&mut s, &mut first).unwrap();
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let _ = std::io::Write::write_all(&mut s, reply);
+        first
+    });
+    let d = Dito::start(&yaml(&ca(&pki), &[loc("^/", &url, "")]));
+    let r = get(d.addr, "/");
+    assert_502(&r, "tls_other");
+    let first = server.join().unwrap();
+    // A TLS handshake record (ClientHello), not an HTTP request line.
+    assert_eq!(first[0], 0x16, "{:?}", String::from_utf8_lossy(&first));
+}
+
 fn upstream_error(r: &Resp) -> String {
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("a JSON body");
     v["error"]["details"]["upstream_error"]
@@ -321,7 +356,7 @@ fn tls_failures_are_counted_by_kind() {
             assert_502(&get(d.addr, path), kind);
         }
     }
-    assert_from_upstream(&get(d.addr, "/good"), "/good");
+    assert_from_upstream(&get(d.addr, "/good"), "/");
     let kinds = |s: &Scrape| -> Vec<(String, f64)> {
         s.samples("dito_upstream_errors_total")
             .filter(|x| x.value > 0.0)

@@ -37,7 +37,8 @@ fn yaml(global: &[(&str, &Path)], location: &[(&str, &Path)]) -> String {
     if !global.is_empty() {
         top = block("", global);
     }
-    let mut loc = "locations:\n  - path: '^/api'\n    target_url: 'https://localhost:9'\n".to_owned();
+    let mut loc =
+        "locations:\n  - path: '^/api'\n    target_url: 'https://localhost:9'\n".to_owned();
     if !location.is_empty() {
         loc.push_str(&block("    ", location));
     }

@@ -145,6 +145,19 @@ impl HttpsUpstream {
         self.shared.failures.lock().unwrap().clone()
     }
 
+    /// Waits up to `wait` until at least `n` failures are recorded (a peer can see the alert
+    /// before the server thread records its error); all recorded so far.
+    pub fn wait_failures(&self, n: usize, wait: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let f = self.failures();
+            if f.len() >= n || std::time::Instant::now() >= deadline {
+                return f;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Every request answered so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
