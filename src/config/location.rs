@@ -68,9 +68,6 @@ fn validate_one(
         .as_deref()
         .and_then(|t| match TargetUrl::parse(t) {
             Ok(target) => {
-                if target.scheme.is_tls() {
-                    unsupported::check(r, &at("target_url"), Feature::TlsUpstream);
-                }
                 if target.scheme.is_tls() && ServerName::try_from(target.host.as_str()).is_err() {
                     r.error(
                         &at("target_url"),

@@ -23,7 +23,6 @@ pub(super) fn parse_with_roots(
 ) -> Result<Loaded, LoadError> {
     let report = Report {
         system_roots: SystemRoots::with_loader(roots),
-        allow_unfinished: true,
         ..Report::default()
     };
     parse_with("c.yaml", yaml, report)
