@@ -14,8 +14,10 @@
 )]
 
 pub mod client;
+pub mod https_upstream;
 pub mod prom;
 pub mod seccomp;
+pub mod tls;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
