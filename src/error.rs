@@ -27,6 +27,16 @@ pub enum UpstreamErrorKind {
     Dns,
     Reset,
     ConnectionLimit,
+    /// The upstream's certificate chain does not lead to a trusted root.
+    TlsUnknownCa,
+    /// The upstream's certificate is expired or not yet valid.
+    TlsExpired,
+    /// The upstream's certificate does not name the target host.
+    TlsNameMismatch,
+    /// The upstream wants a client certificate: none was configured, or it refused ours.
+    TlsClientCertRequired,
+    /// Any other TLS failure, including a handshake timeout.
+    TlsOther,
     InvalidResponse,
     ResponseHeaderTimeout,
     RequestTimeout,
@@ -34,12 +44,17 @@ pub enum UpstreamErrorKind {
 
 impl UpstreamErrorKind {
     /// Every kind, in discriminant order (metrics index their counters with `kind as usize`).
-    pub const ALL: [UpstreamErrorKind; 8] = [
+    pub const ALL: [UpstreamErrorKind; 13] = [
         UpstreamErrorKind::ConnectRefused,
         UpstreamErrorKind::ConnectTimeout,
         UpstreamErrorKind::Dns,
         UpstreamErrorKind::Reset,
         UpstreamErrorKind::ConnectionLimit,
+        UpstreamErrorKind::TlsUnknownCa,
+        UpstreamErrorKind::TlsExpired,
+        UpstreamErrorKind::TlsNameMismatch,
+        UpstreamErrorKind::TlsClientCertRequired,
+        UpstreamErrorKind::TlsOther,
         UpstreamErrorKind::InvalidResponse,
         UpstreamErrorKind::ResponseHeaderTimeout,
         UpstreamErrorKind::RequestTimeout,
@@ -53,6 +68,11 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Dns => "dns",
             UpstreamErrorKind::Reset => "reset",
             UpstreamErrorKind::ConnectionLimit => "connection_limit",
+            UpstreamErrorKind::TlsUnknownCa => "tls_unknown_ca",
+            UpstreamErrorKind::TlsExpired => "tls_expired",
+            UpstreamErrorKind::TlsNameMismatch => "tls_name_mismatch",
+            UpstreamErrorKind::TlsClientCertRequired => "tls_client_cert_required",
+            UpstreamErrorKind::TlsOther => "tls_other",
             UpstreamErrorKind::InvalidResponse => "invalid_response",
             UpstreamErrorKind::ResponseHeaderTimeout => "response_header_timeout",
             UpstreamErrorKind::RequestTimeout => "request_timeout",
@@ -259,6 +279,32 @@ mod tests {
         assert!(
             body.contains(r#""message":"Response body size exceeds limit","details":{"limit_bytes":90,"path":"/a\"b\\c%FF\u0001é"}}"#),
             "{body}"
+        );
+    }
+
+    #[test]
+    fn all_kinds_are_listed_in_discriminant_order() {
+        for (i, kind) in UpstreamErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{}", kind.as_str());
+        }
+        let tls: Vec<_> = UpstreamErrorKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .filter(|s| s.starts_with("tls_"))
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                "tls_unknown_ca",
+                "tls_expired",
+                "tls_name_mismatch",
+                "tls_client_cert_required",
+                "tls_other"
+            ]
+        );
+        assert_eq!(
+            ProxyError::Upstream(UpstreamErrorKind::TlsOther).status(),
+            502
         );
     }
 

@@ -33,5 +33,7 @@ pub mod request_id;
 pub mod route;
 pub mod snapshot;
 pub mod sys;
+#[cfg(test)]
+mod test_certs;
 pub mod upstream;
 pub mod worker;

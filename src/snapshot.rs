@@ -1,8 +1,9 @@
 //! The immutable snapshot of one configuration generation (design §4).
 //!
-//! Built on the control thread from a validated [`Config`], shared with every worker through
-//! an `Arc`, and never mutated. Workers derive their own `Generation` from it (with their own
-//! clones of anything that has interior caches), so reading it costs no shared writes.
+//! Built on the control thread from a validated [`Config`] (which carries the upstream TLS
+//! material read at validation), shared with every worker through an `Arc`, and never mutated.
+//! Workers derive their own `Generation` from it (with their own clones of anything that has
+//! interior caches, and their own TLS client configs), so reading it costs no shared writes.
 
 use std::time::Duration;
 
@@ -56,10 +57,12 @@ impl Snapshot {
         let targets = config
             .locations
             .iter()
-            .map(|l| {
+            .enumerate()
+            .map(|(i, l)| {
                 UpstreamTarget::from_location(l, config.response_limits.max_response_body_size)
+                    .map_err(|e| format!("locations[{i}].target_url: {e}"))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok(Snapshot {
             request_timeout: config.request_timeout,
             config,

@@ -1,7 +1,7 @@
 //! `dito check` and config loading as users see them (spec §1, §2): exit codes, the exact
 //! `FILE: KEY_PATH: problem` lines on stderr in file order, YAML syntax errors with line and
 //! column, unknown-key and dead-key warnings (also when the load fails, in check and run
-//! mode), not-supported-yet features, hop-by-hop and framing header names, and the trailing
+//! mode), not-supported-yet features, upstream TLS files and system roots, hop-by-hop and framing header names, and the trailing
 //! newline of error output.
 //!
 //! Every process is the real `dito` binary; commands that could start serving run through
@@ -401,28 +401,6 @@ fn not_supported_yet_features_are_refused() {
             format!("{ONE_LOCATION}    enable_websocket: true\n"),
             "locations[0].enable_websocket: not supported yet (WebSocket)",
         ),
-        (
-            "https target",
-            "locations:\n  - path: ^/a\n    target_url: https://127.0.0.1:9\n".to_owned(),
-            "locations[0].target_url: not supported yet (HTTPS upstreams)",
-        ),
-        (
-            "upstream client certificate",
-            format!(
-                "{ONE_LOCATION}    transport:\n      http:\n        cert_file: /x/c.pem\n        key_file: /x/k.pem\n"
-            ),
-            "locations[0].transport.http.cert_file: not supported yet (upstream TLS client certificates and CA files)\nlocations[0].transport.http.key_file: not supported yet (upstream TLS client certificates and CA files)",
-        ),
-        (
-            "upstream CA file",
-            format!("transport:\n  http:\n    ca_file: /x/ca.pem\n{ONE_LOCATION}"),
-            "transport.http.ca_file: not supported yet (upstream TLS client certificates and CA files)",
-        ),
-        (
-            "wss target",
-            format!("{ONE_LOCATION}  - path: ^/b\n    target_url: wss://example.com/ws\n"),
-            "locations[1].target_url: not supported yet (HTTPS upstreams)",
-        ),
     ];
     let dir = TempDir::new();
     let mut failures = Vec::new();
@@ -453,6 +431,77 @@ fn features_switched_off_and_plain_targets_are_fine() {
     let out = support::run_dito(&["check", "-f", &file]);
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     assert_eq!(stderr(&out), "", "{}", shown(&out));
+}
+
+/// `dito check` with `SSL_CERT_FILE` set (read instead of the system store).
+fn check_with_cert_file(config: &str, ssl_cert_file: &str) -> std::process::Output {
+    std::process::Command::new(support::dito_bin())
+        .args(["check", "-f", config])
+        .env("SSL_CERT_FILE", ssl_cert_file)
+        .env_remove("SSL_CERT_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run dito check")
+}
+
+#[test]
+fn https_and_wss_targets_use_the_system_roots() {
+    let dir = TempDir::new();
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).unwrap();
+    let roots = dir.file("roots.pem", &ca.cert.pem());
+    let empty = dir.file("empty.pem", "");
+    let file = dir.file(
+        "tls.yaml",
+        &format!("{ONE_LOCATION}  - path: ^/b\n    target_url: https://example.com\n  - path: ^/c\n    target_url: wss://127.0.0.1:8443/ws\n"),
+    );
+    let out = check_with_cert_file(&file, &roots);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert_configuration_ok(&out, &file);
+
+    // No system roots at all: each TLS target says how to fix it.
+    let out = check_with_cert_file(&file, &empty);
+    assert_exit_and_stderr(
+        &out,
+        1,
+        &file,
+        &[
+            "{F}: locations[1].target_url: no system CA certificates found; set transport.http.ca_file",
+            "{F}: locations[2].target_url: no system CA certificates found; set transport.http.ca_file",
+        ],
+    );
+}
+
+#[test]
+fn tls_files_are_read_and_checked_with_their_key_paths() {
+    let dir = TempDir::new();
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).unwrap();
+    let ca_file = dir.file("ca.pem", &ca.cert.pem());
+    let key_file = dir.file("key.pem", &ca.signing_key.serialize_pem());
+    let empty = dir.file("empty.pem", "");
+    let good = dir.file(
+        "good.yaml",
+        &format!("transport:\n  http:\n    ca_file: {ca_file}\n{ONE_LOCATION}  - path: ^/b\n    target_url: https://127.0.0.1:8443\n    transport:\n      http:\n        cert_file: {ca_file}\n        key_file: {key_file}\n"),
+    );
+    let out = support::run_dito(&["check", "-f", &good]);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+
+    let bad = dir.file(
+        "bad.yaml",
+        &format!("transport:\n  http:\n    ca_file: {empty}\n{ONE_LOCATION}  - path: ^/b\n    target_url: https://127.0.0.1:8443\n    transport:\n      http:\n        cert_file: {ca_file}\n"),
+    );
+    let out = support::run_dito(&["check", "-f", &bad]);
+    let empty_bundle = format!(
+        "{{F}}: transport.http.ca_file: no certificates found in {empty} (an empty CA bundle is an error)"
+    );
+    assert_exit_and_stderr(
+        &out,
+        1,
+        &bad,
+        &[
+            &empty_bundle,
+            "{F}: locations[1].transport.http.key_file: required when cert_file is set",
+        ],
+    );
 }
 
 #[test]

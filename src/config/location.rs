@@ -8,12 +8,14 @@
 use std::time::Duration;
 
 use regex::Regex;
+use rustls::pki_types::ServerName;
 
 use super::defaults::*;
 use super::file::LocationFile;
 use super::raw::{one_line, quote};
 use super::target::TargetUrl;
-use super::transport::TransportOverrides;
+use super::tls_files::UpstreamTls;
+use super::transport::{Material, TransportOverrides};
 use super::types::Location;
 use super::unsupported::{self, Feature};
 use super::validate::{duration, require};
@@ -66,8 +68,15 @@ fn validate_one(
         .as_deref()
         .and_then(|t| match TargetUrl::parse(t) {
             Ok(target) => {
-                if target.scheme.is_tls() {
-                    unsupported::check(r, &at("target_url"), Feature::TlsUpstream);
+                if target.scheme.is_tls() && ServerName::try_from(target.host.as_str()).is_err() {
+                    r.error(
+                        &at("target_url"),
+                        format!(
+                            "host {} is not a valid TLS server name",
+                            quote(&target.host)
+                        ),
+                    );
+                    return None;
                 }
                 Some(target)
             }
@@ -87,6 +96,11 @@ fn validate_one(
     let excluded_headers = excluded_headers(f, &at("excluded_headers"), r);
     let middlewares = middlewares(f, &at("middlewares"), r);
     let own = TransportOverrides::validate(&f.transport.http, &at("transport.http"), r);
+    let transport = own.over(global);
+    let tls = match &target {
+        Some(t) if t.scheme.is_tls() => upstream_tls(&transport, &at("target_url"), r),
+        _ => None,
+    };
     Some(Location {
         pattern: pattern?,
         regex: regex?,
@@ -103,8 +117,38 @@ fn validate_one(
         disable_response_buffering: f
             .disable_response_buffering
             .unwrap_or(DEFAULT_DISABLE_RESPONSE_BUFFERING),
-        transport: own.over(global).resolve(),
+        transport: transport.resolve(),
+        tls,
     })
+}
+
+/// A TLS target's material: its `ca_file` (else the system roots) and client identity.
+/// `None` after an error (already reported at the file's key, or here at `target_path`).
+fn upstream_tls(
+    transport: &TransportOverrides,
+    target_path: &str,
+    r: &mut Report,
+) -> Option<UpstreamTls> {
+    let roots = match transport.ca() {
+        Some(Material::Loaded(bundle)) => bundle.clone(),
+        Some(Material::Failed) => return None,
+        None => match r.system_roots.get() {
+            Some(bundle) => bundle,
+            None => {
+                r.error(
+                    target_path,
+                    "no system CA certificates found; set transport.http.ca_file",
+                );
+                return None;
+            }
+        },
+    };
+    let identity = match transport.identity() {
+        Some(Material::Loaded(identity)) => Some(identity.clone()),
+        Some(Material::Failed) => return None,
+        None => None,
+    };
+    Some(UpstreamTls::new(roots, identity))
 }
 
 /// `regex parse error: … error: unclosed group` → `invalid regex: unclosed group (at

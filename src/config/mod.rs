@@ -4,9 +4,10 @@
 //! a snapshot. The pipeline is `raw` (serde-saphyr → a generic value tree; YAML syntax errors
 //! stop here with line:column) → `file` (schema structs mirroring the YAML one-to-one; type
 //! errors and unknown-key warnings, with key paths) → `validate` (values, defaults from
-//! `defaults`, cross-field rules, "not supported yet") → `order` (diagnostics sorted into file
-//! order). Every problem after the syntax stage is collected, so one run reports all of them.
-//! This module touches nothing else in the crate.
+//! `defaults`, cross-field rules, "not supported yet"; the upstream TLS files are read and
+//! checked here too, by `tls_files`) → `order` (diagnostics sorted into file order). Every
+//! problem after the syntax stage is collected, so one run reports all of them. This module
+//! touches nothing else in the crate.
 
 mod defaults;
 mod duration;
@@ -16,6 +17,7 @@ mod location;
 mod order;
 mod raw;
 mod target;
+mod tls_files;
 mod transport;
 mod types;
 mod unsupported;
@@ -30,6 +32,7 @@ use std::path::Path;
 pub use defaults::*;
 pub use duration::parse_go_duration;
 pub use target::{Scheme, TargetUrl};
+pub use tls_files::{CertBundle, ClientIdentity, UpstreamTls};
 pub use transport::HttpTransport;
 pub use types::{
     Config, Health, IoDriver, ListenerTls, Location, LogFormat, LogLevel, Logging, Metrics,
@@ -166,6 +169,8 @@ pub(crate) struct Report {
     pub(crate) warnings: Vec<Diagnostic>,
     /// Tests only: skip "not supported yet" refusals.
     pub(crate) allow_unfinished: bool,
+    /// Read once per load, when a TLS location has no `ca_file`.
+    pub(crate) system_roots: tls_files::SystemRoots,
 }
 
 impl Report {

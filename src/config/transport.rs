@@ -7,10 +7,12 @@
 //! version replaced the whole block and silently lost timeouts; this is a deliberate fix.)
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::defaults::*;
 use super::file::HttpTransportFile;
+use super::tls_files::{self, CertBundle, ClientIdentity, IdentityKey};
 use super::unsupported::{self, Feature};
 use super::validate::{count, duration, file_path};
 use super::{join, Report};
@@ -62,6 +64,17 @@ pub(crate) struct TransportOverrides {
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    /// What `ca_file` holds (read when the block is validated).
+    ca: Option<Material<CertBundle>>,
+    /// What `cert_file` + `key_file` hold: they are set, loaded and overridden together.
+    identity: Option<Material<ClientIdentity>>,
+}
+
+/// A TLS file read while validating: its content, or a failure already reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Material<T> {
+    Loaded(Arc<T>),
+    Failed,
 }
 
 impl TransportOverrides {
@@ -69,12 +82,9 @@ impl TransportOverrides {
     /// `locations[0].transport.http`).
     pub(crate) fn validate(file: &HttpTransportFile, path: &str, r: &mut Report) -> Self {
         let at = |key: &str| join(path, key);
-        let tls_file = |value: &Option<String>, key: &str, r: &mut Report| {
-            let path = file_path(value, &at(key), r)?;
-            unsupported::check(r, &at(key), Feature::UpstreamTlsFiles);
-            Some(path)
-        };
-        let out = TransportOverrides {
+        let tls_file =
+            |value: &Option<String>, key: &str, r: &mut Report| file_path(value, &at(key), r);
+        let mut out = TransportOverrides {
             dial_timeout: duration(&file.dial_timeout, &at("dial_timeout"), r),
             tls_handshake_timeout: duration(
                 &file.tls_handshake_timeout,
@@ -105,6 +115,8 @@ impl TransportOverrides {
             cert_file: tls_file(&file.cert_file, "cert_file", r),
             key_file: tls_file(&file.key_file, "key_file", r),
             ca_file: tls_file(&file.ca_file, "ca_file", r),
+            ca: None,
+            identity: None,
         };
         if out.force_http2 == Some(true) {
             unsupported::check(r, &at("force_http2"), Feature::UpstreamHttp2);
@@ -120,7 +132,44 @@ impl TransportOverrides {
             (None, Some(_)) => r.error(&at("cert_file"), "required when key_file is set"),
             _ => {}
         }
+        out.load_tls_files(path, r);
         out
+    }
+
+    /// Reads and checks the TLS files this block names; problems go to their keys.
+    fn load_tls_files(&mut self, path: &str, r: &mut Report) {
+        if let Some(ca_file) = &self.ca_file {
+            self.ca = Some(match tls_files::load_ca_file(ca_file) {
+                Ok(bundle) => Material::Loaded(Arc::new(bundle)),
+                Err(message) => {
+                    r.error(&join(path, "ca_file"), message);
+                    Material::Failed
+                }
+            });
+        }
+        if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
+            self.identity = Some(match tls_files::load_identity(cert, key) {
+                Ok(identity) => Material::Loaded(Arc::new(identity)),
+                Err((which, message)) => {
+                    let key = match which {
+                        IdentityKey::CertFile => "cert_file",
+                        IdentityKey::KeyFile => "key_file",
+                    };
+                    r.error(&join(path, key), message);
+                    Material::Failed
+                }
+            });
+        }
+    }
+
+    /// The loaded `ca_file` (`Some(Failed)` after a reported error; `None` = not set).
+    pub(crate) fn ca(&self) -> Option<&Material<CertBundle>> {
+        self.ca.as_ref()
+    }
+
+    /// The loaded client identity (`Some(Failed)` after a reported error; `None` = not set).
+    pub(crate) fn identity(&self) -> Option<&Material<ClientIdentity>> {
+        self.identity.as_ref()
     }
 
     /// `self`'s keys where set, `base`'s otherwise.
@@ -152,6 +201,8 @@ impl TransportOverrides {
             cert_file: pick(&self.cert_file, &base.cert_file),
             key_file: pick(&self.key_file, &base.key_file),
             ca_file: pick(&self.ca_file, &base.ca_file),
+            ca: pick(&self.ca, &base.ca),
+            identity: pick(&self.identity, &base.identity),
         }
     }
 
@@ -255,8 +306,10 @@ mod tests {
             &mut r,
         );
         let errors: Vec<_> = r.errors.iter().map(|d| d.render("f")).collect();
-        assert!(errors
-            .contains(&"f: transport.http.key_file: required when cert_file is set".to_string()));
-        assert!(errors.contains(&"f: transport.http.cert_file: not supported yet (upstream TLS client certificates and CA files)".to_string()));
+        // The lone file is not read: the pair is loaded only when both keys are set.
+        assert_eq!(
+            errors,
+            ["f: transport.http.key_file: required when cert_file is set"]
+        );
     }
 }

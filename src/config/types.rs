@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::target::TargetUrl;
+use super::tls_files::UpstreamTls;
 use super::transport::HttpTransport;
 
 /// The whole config.
@@ -152,6 +153,8 @@ pub struct Location {
     pub disable_response_buffering: bool,
     /// The global transport with this location's keys laid over it.
     pub transport: HttpTransport,
+    /// The loaded TLS material for `https://` and `wss://` targets; `None` for plain ones.
+    pub tls: Option<UpstreamTls>,
 }
 
 /// `plugins` (when `directory` is set; both key fields are then present).

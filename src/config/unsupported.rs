@@ -19,10 +19,6 @@ pub(crate) enum Feature {
     UpstreamHttp2,
     /// `locations[].enable_websocket: true`.
     WebSocket,
-    /// An `https://` or `wss://` target URL.
-    TlsUpstream,
-    /// `transport.http.cert_file`, `key_file` or `ca_file`.
-    UpstreamTlsFiles,
 }
 
 /// What is not supported yet, and how messages name it.
@@ -32,11 +28,6 @@ const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[
     (Feature::Middlewares, "middlewares"),
     (Feature::UpstreamHttp2, "HTTP/2 upstreams"),
     (Feature::WebSocket, "WebSocket"),
-    (Feature::TlsUpstream, "HTTPS upstreams"),
-    (
-        Feature::UpstreamTlsFiles,
-        "upstream TLS client certificates and CA files",
-    ),
 ];
 
 /// Records `path: not supported yet (NAME)` if `feature` is still on the list.

@@ -7,10 +7,8 @@
 
 use std::time::Duration;
 
-use monoio::io::AsyncReadRent;
-
 use super::chunked::{ChunkError, ChunkedDecoder};
-use super::conn::{ConnReader, ReadOutcome};
+use super::conn::{ConnReader, ReadOutcome, ReadSource};
 use super::request::BodyFraming;
 
 /// Why a body could not be read to its end.
@@ -78,7 +76,7 @@ impl BodyReader {
 
     /// Appends up to `max` decoded body bytes to `out`. Returns how many were appended; 0 means
     /// the body is complete.
-    pub async fn read_into<R: AsyncReadRent>(
+    pub async fn read_into<R: ReadSource>(
         &mut self,
         conn: &mut ConnReader<R>,
         out: &mut Vec<u8>,
@@ -106,7 +104,7 @@ impl BodyReader {
     }
 
     /// Decodes from what is buffered without reading the socket.
-    fn take_buffered<R: AsyncReadRent>(
+    fn take_buffered<R: ReadSource>(
         &mut self,
         conn: &mut ConnReader<R>,
         out: &mut Vec<u8>,

@@ -5,12 +5,35 @@
 //! is needed, so pipelined requests and body bytes that arrive with a head are never lost.
 //! Worker thread only.
 
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
 use monoio::buf::{IoBufMut, SliceMut};
 use monoio::io::AsyncReadRent;
 use monoio::time::Instant;
+use monoio::BufResult;
+
+/// What a [`ConnReader`] reads from: every monoio reader (a socket's read half), and the
+/// upstream TLS read half, which decrypts into the buffer without `unsafe` buffer access and
+/// so cannot implement monoio's generic `AsyncReadRent`.
+pub trait ReadSource {
+    /// Reads at most `buf`'s room, appending after its start like `AsyncReadRent::read`;
+    /// `Ok(0)` is the end of the stream.
+    fn read_some(
+        &mut self,
+        buf: SliceMut<Vec<u8>>,
+    ) -> impl Future<Output = BufResult<usize, SliceMut<Vec<u8>>>>;
+}
+
+impl<R: AsyncReadRent> ReadSource for R {
+    fn read_some(
+        &mut self,
+        buf: SliceMut<Vec<u8>>,
+    ) -> impl Future<Output = BufResult<usize, SliceMut<Vec<u8>>>> {
+        self.read(buf)
+    }
+}
 
 /// Initial read buffer capacity; grows only when a head or chunk needs more.
 const INITIAL_CAPACITY: usize = 8 * 1024;
@@ -43,7 +66,7 @@ pub struct ConnReader<R> {
     pub bytes_read: u64,
 }
 
-impl<R: AsyncReadRent> ConnReader<R> {
+impl<R: ReadSource> ConnReader<R> {
     pub fn new(io: R) -> Self {
         ConnReader {
             io,
@@ -52,6 +75,11 @@ impl<R: AsyncReadRent> ConnReader<R> {
             filled_up: false,
             bytes_read: 0,
         }
+    }
+
+    /// The source this reader reads from.
+    pub fn source(&self) -> &R {
+        &self.io
     }
 
     /// Unconsumed bytes.
@@ -80,8 +108,8 @@ impl<R: AsyncReadRent> ConnReader<R> {
         let room = buf.capacity() - len;
         let slice: SliceMut<Vec<u8>> = buf.slice_mut(len..);
         let (res, slice) = match deadline {
-            None => self.io.read(slice).await,
-            Some(d) => match monoio::time::timeout_at(d, self.io.read(slice)).await {
+            None => self.io.read_some(slice).await,
+            Some(d) => match monoio::time::timeout_at(d, self.io.read_some(slice)).await {
                 Ok(r) => r,
                 // The in-flight read is cancelled with its buffer; a timeout always ends the
                 // connection, so nothing is lost that the caller still needs.
@@ -108,7 +136,7 @@ impl<R: AsyncReadRent> ConnReader<R> {
         out.reserve(max);
         let len = out.len();
         let slice = out.slice_mut(len..len + max);
-        let (res, slice) = self.io.read(slice).await;
+        let (res, slice) = self.io.read_some(slice).await;
         let out = slice.into_inner();
         let outcome = match res {
             Ok(0) => ReadOutcome::Eof,

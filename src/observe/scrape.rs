@@ -87,7 +87,8 @@ mod tests {
             .build()
             .unwrap();
         let resp = rt.block_on(async move {
-            let worker = WorkerState::new(0, snapshot, Arc::default(), Arc::default(), reports);
+            let worker =
+                WorkerState::new(0, snapshot, Arc::default(), Arc::default(), reports).unwrap();
             answer_within(&worker, "rid", Duration::from_millis(200)).await
         });
         control.join().unwrap();

@@ -17,10 +17,8 @@ use std::io;
 use std::pin::pin;
 use std::time::Duration;
 
-use monoio::io::AsyncReadRent;
-
 use crate::downstream::{BodyLength, OutHead, ResponseSink};
-use crate::http::conn::{ConnReader, ReadOutcome};
+use crate::http::conn::{ConnReader, ReadOutcome, ReadSource};
 use crate::http::response_head::ResponseFraming;
 use decode::BodyDecoder;
 
@@ -91,7 +89,7 @@ pub struct RelayPlan<'a> {
 }
 
 /// Sends the response head and relays the body that follows it.
-pub async fn relay<R: AsyncReadRent, S: ResponseSink>(
+pub async fn relay<R: ReadSource, S: ResponseSink>(
     up: &mut ConnReader<R>,
     plan: &RelayPlan<'_>,
     sink: &mut S,
@@ -120,7 +118,7 @@ async fn send_head<S: ResponseSink>(
 }
 
 /// The holding phase of an unknown-length body, then streaming if it did not end inside.
-async fn hold_then_stream<R: AsyncReadRent, S: ResponseSink>(
+async fn hold_then_stream<R: ReadSource, S: ResponseSink>(
     up: &mut ConnReader<R>,
     dec: &mut BodyDecoder,
     plan: &RelayPlan<'_>,
@@ -232,7 +230,7 @@ async fn flush_held<S: ResponseSink>(
 }
 
 /// Streams the rest of the body as it arrives; `seen` bytes were already sent.
-async fn stream<R: AsyncReadRent, S: ResponseSink>(
+async fn stream<R: ReadSource, S: ResponseSink>(
     up: &mut ConnReader<R>,
     dec: &mut BodyDecoder,
     sink: &mut S,

@@ -12,13 +12,14 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::time::Instant;
 
 use super::connect;
 use super::pool::{Checkout, Permit, UpstreamConn};
 use super::request_head::{write_request_head, HeadInputs};
 use super::route::WorkerRoute;
+use super::stream::{self, UpstreamWriter};
+use super::tls;
 use crate::downstream::{BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::http::body::BodyError;
@@ -115,7 +116,13 @@ async fn acquire(
                 let stream = connect::connect(&addrs, t.dial_timeout, t.keep_alive)
                     .await
                     .map_err(fail)?;
-                Ok((UpstreamConn::new(stream), permit, false))
+                let halves = match &f.route.tls {
+                    None => stream::plain(stream),
+                    Some(tls) => tls::handshake(stream, tls, t.tls_handshake_timeout)
+                        .await
+                        .map_err(fail)?,
+                };
+                Ok((UpstreamConn::new(halves), permit, false))
             }
         }
     };
@@ -150,6 +157,9 @@ async fn exchange<D: Downstream>(
         head_buf: mut head,
         mut scratch,
     } = conn;
+    // Plain connections have no TLS errors; a TLS one's depend on the handshake.
+    let cert_requested = up.source().tls_cert_requested();
+    let tls_failure = |e: &std::io::Error| tls::classify_io(e, cert_requested?);
     head.clear();
     write_request_head(&mut head, f.req, f.head);
     let (res, head) = wr.write_all(head).await;
@@ -210,6 +220,18 @@ async fn exchange<D: Downstream>(
                     head_deadline(request_deadline, sent_at, rht, go, expect_deadline);
                 monoio::select! {
                     r = &mut fill => {
+                        if let ReadOutcome::Failed(e) = &r {
+                            // In TLS 1.3 a refused client certificate arrives as the first
+                            // read. On a new connection that is the answer (no retry); a
+                            // reused one may be retried like any early failure.
+                            if let Some(kind) = tls_failure(e) {
+                                tracing::warn!(upstream = %f.route.key.host, kind = kind.as_str(), error = %e, "upstream TLS failure");
+                                if got_bytes {
+                                    return Attempt::Failed(upstream_failure(kind, sink));
+                                }
+                                return Attempt::FailedEarly(kind);
+                            }
+                        }
                         match r {
                             ReadOutcome::Data => break,
                             _ if got_bytes => return Attempt::Failed(invalid_response(sink)),
@@ -407,11 +429,17 @@ fn head_deadline(
 }
 
 fn invalid_response<S: ResponseSink>(sink: &mut S) -> ForwardError {
+    upstream_failure(UpstreamErrorKind::InvalidResponse, sink)
+}
+
+/// An upstream failure before the final head: answered, unless an interim response already
+/// went out (then the client's response is cut).
+fn upstream_failure<S: ResponseSink>(kind: UpstreamErrorKind, sink: &mut S) -> ForwardError {
     if sink.committed() {
         sink.abort();
         ForwardError::Done
     } else {
-        ForwardError::Respond(ProxyError::Upstream(UpstreamErrorKind::InvalidResponse))
+        ForwardError::Respond(ProxyError::Upstream(kind))
     }
 }
 
@@ -428,9 +456,9 @@ fn client_body_error<S: ResponseSink>(e: &BodyError, sink: &mut S) -> ForwardErr
 }
 
 /// Streams the request body upstream, re-framing chunked bodies.
-async fn upload_body<B: BodySource, W: AsyncWriteRent>(
+async fn upload_body<B: BodySource>(
     body: &mut B,
-    w: &mut W,
+    w: &mut UpstreamWriter,
     chunked: bool,
     max: u64,
 ) -> Upload {

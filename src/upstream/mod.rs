@@ -1,5 +1,5 @@
-//! Upstreams: the per-worker connection pool, connecting (DNS off the worker), the upstream
-//! request head, and the HTTP/1.1 exchange that forwards a request and relays its answer.
+//! Upstreams: the per-worker connection pool, connecting (DNS off the worker, then TLS when
+//! the target is https/wss), the upstream request head, and the HTTP/1.1 exchange that forwards a request and relays its answer.
 //! Worker threads only (the `UpstreamTarget`s are built on the control thread).
 
 pub mod connect;
@@ -7,3 +7,6 @@ pub mod forward;
 pub mod pool;
 pub mod request_head;
 pub mod route;
+pub mod stream;
+pub mod tls;
+pub mod tls_io;

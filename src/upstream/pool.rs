@@ -19,11 +19,9 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use monoio::io::Splitable;
-use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
+use super::stream::{UpstreamReader, UpstreamWriter};
 use crate::http::conn::ConnReader;
 
 /// Identity of the connections that may serve a request.
@@ -46,11 +44,11 @@ pub struct PoolLimits {
     pub idle_timeout: Duration,
 }
 
-/// An upstream connection with the buffers it keeps between exchanges, so a reused
-/// connection costs no allocation.
+/// An upstream connection (plain or TLS) with the buffers it keeps between exchanges, so a
+/// reused connection costs no allocation.
 pub struct UpstreamConn {
-    pub reader: ConnReader<OwnedReadHalf<TcpStream>>,
-    pub writer: OwnedWriteHalf<TcpStream>,
+    pub reader: ConnReader<UpstreamReader>,
+    pub writer: UpstreamWriter,
     /// Reusable buffer for the request head.
     pub head_buf: Vec<u8>,
     /// Reusable storage for the response heads read from this connection.
@@ -66,8 +64,7 @@ pub struct ResponseScratch {
 }
 
 impl UpstreamConn {
-    pub fn new(stream: TcpStream) -> Self {
-        let (rd, wr) = stream.into_split();
+    pub fn new((rd, wr): (UpstreamReader, UpstreamWriter)) -> Self {
         UpstreamConn {
             reader: ConnReader::new(rd),
             writer: wr,

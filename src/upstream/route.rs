@@ -1,14 +1,18 @@
 //! What a location needs on the request path to reach its upstream.
 //!
 //! [`UpstreamTarget`] is built once per generation on the control thread (inside the
-//! `Send + Sync` snapshot); each worker turns it into a [`WorkerRoute`] with its own pool key
-//! (`Rc`-based, never shared across threads).
+//! `Send + Sync` snapshot, with the loaded TLS material); each worker turns it into a
+//! [`WorkerRoute`] with its own pool key (`Rc`-based, never shared across threads) and its own
+//! TLS client config.
 
 use std::rc::Rc;
 
-use crate::config::{HttpTransport, Location, Scheme};
+use rustls::pki_types::ServerName;
+
+use crate::config::{HttpTransport, Location, Scheme, UpstreamTls};
 use crate::upstream::pool::{PoolKey, PoolLimits};
 use crate::upstream::request_head::HeaderRules;
+use crate::upstream::tls::{ClientConfigs, WorkerTls};
 
 /// A location's upstream, as the snapshot holds it.
 #[derive(Debug, Clone)]
@@ -23,10 +27,21 @@ pub struct UpstreamTarget {
     pub response_limit: u64,
     /// Unknown-length bodies are held first (not `disable_response_buffering`).
     pub buffering: bool,
+    /// `https://` and `wss://` targets only.
+    pub tls: Option<TargetTls>,
+}
+
+/// A TLS target's material and the name its certificate must carry.
+#[derive(Debug, Clone)]
+pub struct TargetTls {
+    pub material: UpstreamTls,
+    pub server_name: ServerName<'static>,
 }
 
 impl UpstreamTarget {
-    pub fn from_location(loc: &Location, global_response_limit: u64) -> Self {
+    /// `Err` when a TLS target's host is not a valid server name (validation already checked
+    /// it, so this is defensive).
+    pub fn from_location(loc: &Location, global_response_limit: u64) -> Result<Self, String> {
         let t = &loc.target;
         let mut excluded: Vec<String> = loc
             .excluded_headers
@@ -46,7 +61,15 @@ impl UpstreamTarget {
             .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
             .cloned()
             .collect();
-        UpstreamTarget {
+        let tls = match &loc.tls {
+            Some(material) => Some(TargetTls {
+                material: material.clone(),
+                server_name: ServerName::try_from(t.host.clone())
+                    .map_err(|e| format!("{}: not a valid TLS server name: {e}", t.host))?,
+            }),
+            None => None,
+        };
+        Ok(UpstreamTarget {
             pattern: loc.pattern.clone(),
             scheme: match t.scheme {
                 Scheme::Http | Scheme::Ws => "http",
@@ -67,7 +90,8 @@ impl UpstreamTarget {
                 global_response_limit
             },
             buffering: !loc.disable_response_buffering,
-        }
+            tls,
+        })
     }
 }
 
@@ -80,17 +104,28 @@ pub struct WorkerRoute {
     pub rules: HeaderRules,
     pub response_limit: u64,
     pub buffering: bool,
+    /// This worker's client config for a TLS target.
+    pub tls: Option<WorkerTls>,
 }
 
 impl WorkerRoute {
-    pub fn prepare(t: &UpstreamTarget) -> Self {
+    /// `configs` is the worker's cache: a config already built for the same material is
+    /// reused; `Err` when rustls refuses to build one.
+    pub fn prepare(t: &UpstreamTarget, configs: &ClientConfigs) -> Result<Self, String> {
         let tr = &t.transport;
-        WorkerRoute {
+        let tls = match &t.tls {
+            Some(target) => Some(WorkerTls {
+                config: configs.get_or_build(&target.material)?,
+                server_name: target.server_name.clone(),
+            }),
+            None => None,
+        };
+        Ok(WorkerRoute {
             key: PoolKey {
                 scheme: t.scheme,
                 host: Rc::from(t.host.as_str()),
                 port: t.port,
-                settings: 0,
+                settings: t.tls.as_ref().map_or(0, |tls| tls.material.settings),
             },
             pool_limits: PoolLimits {
                 max_idle: tr.max_idle_conns,
@@ -102,6 +137,7 @@ impl WorkerRoute {
             rules: t.rules.clone(),
             response_limit: t.response_limit,
             buffering: t.buffering,
-        }
+            tls,
+        })
     }
 }

@@ -127,13 +127,19 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
             return;
         }
     };
-    let state = Rc::new(WorkerState::new(
+    let state = match WorkerState::new(
         id,
         ctx.snapshot,
         ctx.lifecycle,
         ctx.metrics,
         ctx.reports.clone(),
-    ));
+    ) {
+        Ok(state) => Rc::new(state),
+        Err(error) => {
+            let _ = ctx.reports.send(Report::Failed { worker: id, error });
+            return;
+        }
+    };
     let mut stop_accepting = LocalSignal::default();
     listener::spawn_accept_loop(listener, state.clone(), stop_accepting.clone());
     let _ = ctx.reports.send(Report::Ready { worker: id });
@@ -146,14 +152,14 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
                 snapshot,
                 listener,
             } => {
-                let result = if ctx.fail_prepare {
+                let prepared = if ctx.fail_prepare {
                     Err("test fault hook: prepare refused".to_owned())
                 } else {
-                    Ok(())
+                    Generation::prepare(snapshot, &state.tls_configs)
                 };
-                if result.is_ok() {
-                    pending = Some((gen, Generation::prepare(snapshot), listener));
-                }
+                let result = prepared.map(|next| {
+                    pending = Some((gen, next, listener));
+                });
                 let _ = ctx.reports.send(Report::Prepared {
                     worker: id,
                     gen,

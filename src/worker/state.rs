@@ -1,8 +1,8 @@
 //! Per-worker state (design §4 "worker" tier): `!Send`, owned by one core.
 //!
 //! Holds the worker's current [`Generation`] (its view of a snapshot, with its own clones of
-//! anything that has interior caches), the request-ID generator, the upstream pools, and the
-//! metrics recorder (the only writer of this worker's metrics, which the control thread
+//! anything that has interior caches), the request-ID generator, the upstream pools and TLS
+//! client configs (both kept across generations, keyed by content), and the metrics recorder (the only writer of this worker's metrics, which the control thread
 //! reads). Requests clone the `Rc` of the generation they start with, so a reload never
 //! changes a request mid-flight.
 
@@ -22,6 +22,7 @@ use crate::snapshot::Snapshot;
 use crate::upstream::connect::Resolver;
 use crate::upstream::pool::Pool;
 use crate::upstream::route::WorkerRoute;
+use crate::upstream::tls::ClientConfigs;
 use crate::worker::commands::Report;
 use crate::worker::signal::LocalSignal;
 
@@ -39,15 +40,29 @@ pub struct Generation {
 }
 
 impl Generation {
-    pub fn prepare(snapshot: Arc<Snapshot>) -> Generation {
-        Generation {
+    /// This worker's view of `snapshot`; TLS client configs come from (and go into) `configs`.
+    /// `Err` when rustls refuses to build a client config.
+    pub fn prepare(snapshot: Arc<Snapshot>, configs: &ClientConfigs) -> Result<Generation, String> {
+        let routes = snapshot
+            .targets
+            .iter()
+            .map(|t| WorkerRoute::prepare(t, configs))
+            .collect::<Result<_, _>>()?;
+        Ok(Generation {
             limits: snapshot.session_limits,
             health: snapshot.health.clone(),
             metrics: MetricsEndpoint::from_config(&snapshot.config.metrics),
             router: snapshot.router.clone(),
-            routes: snapshot.targets.iter().map(WorkerRoute::prepare).collect(),
+            routes,
             snapshot,
-        }
+        })
+    }
+
+    /// Whether a route of this generation uses the TLS settings with this content hash.
+    fn uses_tls_settings(&self, settings: u64) -> bool {
+        self.routes
+            .iter()
+            .any(|r| r.tls.is_some() && r.key.settings == settings)
     }
 }
 
@@ -63,6 +78,9 @@ pub struct WorkerState {
     /// Upstream connections, kept across generations.
     pub pool: Pool,
     pub resolver: Resolver,
+    /// TLS client configs by content hash (design §1: one per worker), kept across
+    /// generations so a reload with unchanged files keeps their session caches.
+    pub tls_configs: ClientConfigs,
     /// Process-wide flags the control thread writes (ready, draining).
     pub lifecycle: Arc<Lifecycle>,
     /// Fired when this worker starts draining: idle connections close.
@@ -71,14 +89,17 @@ pub struct WorkerState {
 }
 
 impl WorkerState {
+    /// `Err` when the first generation cannot be prepared (a TLS client config).
     pub fn new(
         id: usize,
         snapshot: Arc<Snapshot>,
         lifecycle: Arc<Lifecycle>,
         metrics: Arc<WorkerMetrics>,
         reports: crossbeam_channel::Sender<Report>,
-    ) -> Self {
-        WorkerState {
+    ) -> Result<Self, String> {
+        let tls_configs = ClientConfigs::default();
+        let first = Generation::prepare(snapshot, &tls_configs)?;
+        Ok(WorkerState {
             id,
             ids: IdGenerator::new(),
             metrics: Recorder::new(metrics),
@@ -88,12 +109,16 @@ impl WorkerState {
             resolver: Resolver::default(),
             lifecycle,
             drain: LocalSignal::default(),
-            generation: RefCell::new(Rc::new(Generation::prepare(snapshot))),
-        }
+            tls_configs,
+            generation: RefCell::new(Rc::new(first)),
+        })
     }
 
     /// Makes `next` the generation new requests start on; running requests keep theirs.
+    /// TLS configs only the old generations used are dropped from the cache.
     pub fn commit(&self, next: Generation) {
+        self.tls_configs
+            .retain(|settings| next.uses_tls_settings(settings));
         *self.generation.borrow_mut() = Rc::new(next);
     }
 

@@ -156,10 +156,9 @@ plugins:
 transport:
   http:
     force_http2: true
-    ca_file: ca.pem
 locations:
   - path: ^/
-    target_url: wss://h
+    target_url: ws://h
     enable_websocket: true
     middlewares: [auth]
     transport: { http: { force_http2: true } }
@@ -170,8 +169,6 @@ locations:
             "c.yaml: tls: not supported yet (TLS listener)",
             "c.yaml: plugins: not supported yet (plugins)",
             "c.yaml: transport.http.force_http2: not supported yet (HTTP/2 upstreams)",
-            "c.yaml: transport.http.ca_file: not supported yet (upstream TLS client certificates and CA files)",
-            "c.yaml: locations[0].target_url: not supported yet (HTTPS upstreams)",
             "c.yaml: locations[0].enable_websocket: not supported yet (WebSocket)",
             "c.yaml: locations[0].middlewares: not supported yet (middlewares)",
             "c.yaml: locations[0].transport.http.force_http2: not supported yet (HTTP/2 upstreams)",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::*;
 
 mod diagnostics;
+mod tls;
 mod values;
 
 /// Loads with every feature allowed: these tests are about how values parse.

@@ -1,0 +1,61 @@
+//! The two halves of an upstream connection, plain TCP or TLS, behind one type each so the
+//! pool and the forwarder need not care which (spec §5: pooled HTTPS connections are reused
+//! like plain ones). Worker thread only.
+
+use monoio::buf::SliceMut;
+use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+
+use super::tls_io::{TlsReader, TlsWriter};
+use crate::http::conn::ReadSource;
+
+/// The read half.
+pub enum UpstreamReader {
+    Plain(OwnedReadHalf<TcpStream>),
+    /// Boxed: pooled connections stay small whichever kind they are.
+    Tls(Box<TlsReader>),
+}
+
+/// The write half.
+pub enum UpstreamWriter {
+    Plain(OwnedWriteHalf<TcpStream>),
+    Tls(Box<TlsWriter>),
+}
+
+/// Splits a plain connection.
+pub fn plain(stream: TcpStream) -> (UpstreamReader, UpstreamWriter) {
+    let (rd, wr) = stream.into_split();
+    (UpstreamReader::Plain(rd), UpstreamWriter::Plain(wr))
+}
+
+impl UpstreamReader {
+    /// `None` on a plain connection; on a TLS one, whether the server asked for a client
+    /// certificate during the handshake (what a certificate alert on a later read means,
+    /// see `tls::classify`).
+    pub fn tls_cert_requested(&self) -> Option<bool> {
+        match self {
+            UpstreamReader::Plain(_) => None,
+            UpstreamReader::Tls(rd) => Some(rd.cert_requested()),
+        }
+    }
+}
+
+impl ReadSource for UpstreamReader {
+    async fn read_some(&mut self, buf: SliceMut<Vec<u8>>) -> BufResult<usize, SliceMut<Vec<u8>>> {
+        match self {
+            UpstreamReader::Plain(rd) => rd.read_some(buf).await,
+            UpstreamReader::Tls(rd) => rd.read_some(buf).await,
+        }
+    }
+}
+
+impl UpstreamWriter {
+    /// Sends all of `data` (encrypted on TLS connections).
+    pub async fn write_all(&mut self, data: Vec<u8>) -> BufResult<usize, Vec<u8>> {
+        match self {
+            UpstreamWriter::Plain(wr) => wr.write_all(data).await,
+            UpstreamWriter::Tls(wr) => wr.write_all(data).await,
+        }
+    }
+}
