@@ -4,7 +4,8 @@ cores, in the same run. See bench/README.md. Every option also reads an environm
 (the name in capitals, e.g. LAYOUT=pinned), so `make bench LAYOUT=pinned` works.
 
     python3 bench/run.py                 # full run (make bench)
-    python3 bench/run.py --quick         # ka-small + ka-16k, 2 rounds (make bench-quick)
+    python3 bench/run.py --quick         # ka-small, ka-16k, ka-small-tls-up, 2 rounds
+                                         # (make bench-quick)
     python3 bench/run.py --compare-backends   # dito-echo vs nginx as the origin (the floor)
     python3 bench/run.py --reload        # failed requests while reloading (make bench-reload)
 """
@@ -22,7 +23,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load, procs, reload, report, targets  # noqa: E402
+from harness import load, procs, reload, report, targets, tls  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -33,8 +34,15 @@ SCENARIOS = {
     "ka-16k": ("/bytes/16384", False, "keep-alive, 16 KiB body"),
     "ka-1m": ("/bytes/1048576", False, "keep-alive, 1 MiB body"),
     "new-conn": ("/bytes/13", True, "one new connection per request (Connection: close), 13 B"),
+    "ka-small-tls-up": ("/bytes/13", False,
+                        "keep-alive, 13 B body, client → proxy plain HTTP, proxy → origin "
+                        "HTTPS (TLS 1.3, the run's own CA, verified; pooled connections, "
+                        "sessions reused); `direct` is wrk over HTTPS to the origin's TLS port"),
 }
-QUICK_SCENARIOS = "ka-small,ka-16k"
+# Scenarios whose proxies reach the origin over HTTPS: they get proxies of their own (in
+# tls-up/ under the temp dir) and need the nginx origin, which then also listens with TLS.
+TLS_UP = ("ka-small-tls-up",)
+QUICK_SCENARIOS = "ka-small,ka-16k,ka-small-tls-up"
 RELOAD = "reload"  # the reload-under-load scenario (harness/reload.py); not in the default list
 DEFAULT_BACKEND = "nginx"  # faster than dito-echo as the origin here: bench/README.md
 LAYOUTS = {  # LAYOUT -> (load generator cpus, proxy cpus, backend cpus); "" = float
@@ -57,7 +65,7 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--quick", action="store_true", default=env("bench_quick", "") not in ("", "0"),
-      help="ka-small + ka-16k, 2 rounds, shorter runs (BENCH_QUICK=1)")
+      help=f"{QUICK_SCENARIOS}, 2 rounds, shorter runs (BENCH_QUICK=1)")
     a("--compare-backends", action="store_true",
       help="measure dito-echo and nginx as origins (direct, no proxy) instead")
     a("--reload", action="store_true", default=env("bench_reload", "") not in ("", "0"),
@@ -107,6 +115,7 @@ def parse_args(argv):
     c.rounds = c.rounds or (2 if c.quick else 1 if c.reload else 3)
     c.duration = c.duration or (5 if c.quick else 10 if c.reload else 8)
     c.warmup = c.warmup if c.warmup >= 0 else (1 if c.quick else 2)
+    explicit = bool(c.scenarios)
     c.scenarios = [s for s in (c.scenarios or (
         QUICK_SCENARIOS if c.quick else RELOAD if c.reload else ",".join(SCENARIOS))
     ).split(",") if s]
@@ -115,6 +124,13 @@ def parse_args(argv):
             p.error(f"unknown scenario {s!r}")
     if RELOAD in c.scenarios and c.compare_backends:
         p.error(f"--compare-backends has no {RELOAD} scenario")
+    tls_up = [s for s in c.scenarios if s in TLS_UP]
+    if tls_up and (c.compare_backends or c.backend != "nginx"):
+        why = "--compare-backends" if c.compare_backends else f"BACKEND={c.backend}"
+        if explicit:
+            p.error(f"{tls_up[0]} needs the nginx origin (its TLS port): not with {why}")
+        print(f"bench: {', '.join(tls_up)} skipped with {why} (it needs the nginx origin)")
+        c.scenarios = [s for s in c.scenarios if s not in TLS_UP]
     if not 0.1 <= c.reload_interval <= 60:
         p.error("--reload-interval: 0.1 to 60 seconds")
     c.targets = [t for t in (c.targets or ("dito,nginx,haproxy" if c.reload else
@@ -147,6 +163,8 @@ def find_tools(cfg):
         need.append("nginx")
     if "haproxy" in cfg.targets and not cfg.compare_backends:
         need.append("haproxy")
+    if any(sc in TLS_UP for sc in cfg.scenarios):
+        need.append("openssl")  # the run's CA and the origin's certificate (harness/tls.py)
     tools = {}
     for name in need:
         tools[name] = targets.find_tool(name, tools_dir)
@@ -161,7 +179,7 @@ def find_tools(cfg):
 def versions(cfg, tools):
     v = {"dito": targets.version([os.path.join(cfg.bin_dir, "dito"), "--version"])}
     for name, argv in (("wrk", ["-v"]), ("oha", ["--version"]), ("nginx", ["-v"]),
-                       ("haproxy", ["-v"])):
+                       ("haproxy", ["-v"]), ("openssl", ["version"])):
         if name in tools:
             v[name] = targets.version([tools[name]] + argv)
     return v
@@ -219,6 +237,45 @@ def run_rounds(tlist, cfg, tools, scenarios):
     return runs
 
 
+def run_tls_up(cfg, backend, material, tmp, tools, scenarios, meta):
+    """The TLS_UP scenarios on targets of their own, started in tmp/tls-up and ended when they
+    are done: each proxy reaches the origin's TLS port over HTTPS (targets.upstream_tls);
+    `direct` is that port itself, measured over HTTPS. A proxy that cannot start (a Dito
+    without https targets) is reported as failed in every round; the others still run."""
+    d = os.path.join(tmp, "tls-up")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    names = [n for n in cfg.targets if n != "direct"]
+    port_of = dict(zip(names, procs.pick_ports(cfg.port_base, len(names)) if names else []))
+    tlist, failed = [], {}
+    try:
+        for name in cfg.targets:
+            if name == "direct":
+                t = targets.Target("direct", backend.tls_port, backend.proc, scheme="https")
+            else:
+                try:
+                    t = targets.start_target(name, port_of[name], backend.tls_port, cfg, d,
+                                             tools, targets.upstream_tls(name, material))
+                except RuntimeError as e:
+                    print(f"bench: {name} did not start for {', '.join(scenarios)}; its runs "
+                          f"there are marked failed:\n{e}", flush=True)
+                    failed[name] = f"did not start: {str(e)[-600:]}"
+                    continue
+            t.backend = backend
+            tlist.append(t)
+        print(f"bench: {', '.join(scenarios)}: origin TLS on :{backend.tls_port}; " +
+              ", ".join(f"{t.name} on :{t.port}" for t in tlist), flush=True)
+        if not meta.get("dito_startup"):
+            meta["dito_startup"] = targets.dito_startup_lines(d)
+        got = run_rounds(tlist, cfg, tools, scenarios) if tlist else {}
+        return {sc: {n: got.get(sc, {}).get(n) or [{"failed": failed[n]}] * cfg.rounds
+                     for n in cfg.targets} for sc in scenarios}
+    finally:
+        for t in tlist:
+            if t.proc is not backend.proc:
+                t.proc.stop()
+
+
 def run_reload(cfg, backend, tmp, tools, meta):
     """The reload scenario, on proxies of its own (harness/reload.py), ended when it is done."""
     skipped = [n for n in cfg.targets if n not in reload.KINDS]
@@ -250,7 +307,11 @@ def describe(cfg, backend_name, proxies=True):
     echo = "dito-echo (a thread per connection)"
     if not proxies:
         return text + f"origins {echo} and {ngx}, each measured alone."
-    return text + f"backend {ngx if backend_name == 'nginx' else echo}."
+    text += f"backend {ngx if backend_name == 'nginx' else echo}"
+    if any(sc in TLS_UP for sc in cfg.scenarios):
+        text += (", also over TLS 1.3 on a second port (EC P-256 certificate for 127.0.0.1 and "
+                 "localhost from a CA made for this run)")
+    return text + "."
 
 
 def main(argv):
@@ -291,13 +352,18 @@ def main(argv):
             meta["title"] = "Origins compared: dito-echo vs nginx serving files (direct)"
             meta["setup"] = describe(cfg, "", proxies=False)
         else:
-            normal = [sc for sc in cfg.scenarios if sc in SCENARIOS]
-            ports = procs.pick_ports(cfg.port_base, 1 + (len(cfg.targets) if normal else 0))
-            backend = targets.start_backend(cfg.backend, ports[0], cfg, tmp, tools)
+            normal = [sc for sc in cfg.scenarios if sc in SCENARIOS and sc not in TLS_UP]
+            tls_up = [sc for sc in cfg.scenarios if sc in TLS_UP]
+            ports = procs.pick_ports(cfg.port_base, 1 + (1 if tls_up else 0) +
+                                     (len(cfg.targets) if normal else 0))
+            material = tls.make(tmp, tools["openssl"]) if tls_up else None
+            backend = targets.start_backend(cfg.backend, ports[0], cfg, tmp, tools,
+                                            tls_port=ports[1] if tls_up else None,
+                                            tls=material)
             runs = {}
             if normal:
                 tlist = []
-                for name, port in zip(cfg.targets, ports[1:]):
+                for name, port in zip(cfg.targets, ports[2 if tls_up else 1:]):
                     if name == "direct":
                         t = targets.Target("direct", backend.port, backend.proc)
                     else:
@@ -310,11 +376,13 @@ def main(argv):
                 for line in meta["dito_startup"]:
                     print(f"  dito: {line}")
                 runs = run_rounds(tlist, cfg, tools, normal)
+            if tls_up:
+                runs.update(run_tls_up(cfg, backend, material, tmp, tools, tls_up, meta))
             if RELOAD in cfg.scenarios:
                 reload_runs = run_reload(cfg, backend, tmp, tools, meta)
             refs = ["direct", "nginx", "haproxy"]
             subject, peers = "dito", ("nginx", "haproxy")
-            meta["title"] = ("Reload under load: " if not normal else "") + \
+            meta["title"] = ("Reload under load: " if not normal and not tls_up else "") + \
                 "Dito vs nginx vs HAProxy"
             if cfg.observe_cost:
                 refs, subject, peers = ["dito"], "dito-observed", ("dito",)

@@ -100,6 +100,8 @@ def oha(url, conns, seconds, threads, close, cpus, oha_bin="oha"):
             "--output-format", "json"]
     if close:
         argv.append("--disable-keepalive")
+    if url.startswith("https:"):
+        argv.append("--insecure")  # as wrk, which never verifies (only the proxies must)
     argv.append(url)
     out = _run("oha", argv, cpus, seconds + 30, url)
     try:

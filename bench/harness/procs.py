@@ -9,6 +9,7 @@ killed by name.
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -219,29 +220,46 @@ def pick_ports(base, count, tries=25, step=20):
     raise RuntimeError(f"no {count} free consecutive ports from {base} (tried {tries} blocks)")
 
 
-def http_status(port, path, timeout=1.0):
-    """Status code of one GET on a fresh connection, or None."""
+def http_status(port, path, timeout=1.0, tls=None):
+    """Status code of one GET on a fresh connection, or None. `tls`: an ssl.SSLContext to
+    speak HTTPS with (the certificate is verified against it, for the name 127.0.0.1)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s = raw
+        try:
+            if tls:  # wrap_socket takes over raw's descriptor: s is the one to close
+                s = tls.wrap_socket(raw, server_hostname="127.0.0.1")
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
                       .encode())
             head = s.recv(64).decode("latin-1")
+        finally:
+            s.close()
+            raw.close()
         return int(head.split()[1]) if head.startswith("HTTP/1.") else None
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError):  # ssl.SSLError is an OSError
         return None
 
 
-def wait_ready(proc, port, path, timeout=20.0):
-    """Poll until GET path answers 200 (bounded); raise with the log tail if it never does."""
+def tls_client(ca_file):
+    """An SSL context that trusts only ca_file and checks the server's name."""
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def wait_ready(proc, port, path, timeout=20.0, tls=None):
+    """Poll until GET path answers 200 (bounded); raise with the log tail if it never does.
+    `tls`: as http_status."""
     deadline = time.monotonic() + timeout
     status = None
     while time.monotonic() < deadline:
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n"
                                f"{proc.log_tail()}")
-        status = http_status(port, path)
+        status = http_status(port, path, tls=tls)
         if status == 200:
             return
         time.sleep(0.1)
-    raise RuntimeError(f"{proc.name} not ready on :{port}{path} after {timeout}s "
+    raise RuntimeError(f"{proc.name} not ready on :{port}{path}"
+                       f"{' (https)' if tls else ''} after {timeout}s "
                        f"(last status {status}):\n{proc.log_tail()}")

@@ -1,7 +1,8 @@
 """Starting the backend and the targets from the templates in bench/peers/.
 
 A Target is a name, a port and the process whose CPU time and peak RSS are charged to it
-(for `direct`, the backend itself).
+(for `direct`, the backend itself). In `ka-small-tls-up` the origin also listens with TLS on
+a second port and the proxies reach it over HTTPS (UPSTREAM_TLS below).
 """
 
 import os
@@ -46,16 +47,18 @@ def render(template, dest, values):
 
 
 class Target:
-    def __init__(self, name, port, proc):
+    def __init__(self, name, port, proc, scheme="http"):
         self.name = name
         self.port = port
+        self.scheme = scheme  # what the load generator speaks to it (https: direct, TLS port)
         self.proc = proc  # charged with CPU time and RSS
+        self.tls_port = None  # the origin's TLS port, when it has one
         self.backend = None  # the Target whose CPU is reported as "backend µs/req"
         # What its config was rendered from (proxies only): the reload scenario re-renders it.
         self.template, self.conf, self.values = None, None, None
 
     def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
 
 def _www(tmp):
@@ -80,28 +83,53 @@ def _nginx(tmp, kind, conf_values, cpus, tools):
                       cpus=cpus, log_path=os.path.join(tmp, f"nginx-{kind}.out"))
 
 
-def start_backend(kind, port, cfg, tmp, tools):
-    """The origin: `echo` (dito-echo) or `nginx` (nginx serving files); returns a Target."""
+# The origin's second server in ka-small-tls-up: the same files over TLS 1.3 only, with the
+# certificate the run's CA signed (harness/tls.py). Session tickets and the session cache are
+# nginx's defaults (tickets on, no shared cache).
+TLS_SERVER = """
+    server {{
+        listen 127.0.0.1:{port} ssl reuseport backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
+        root {dir}/www;
+        location /bytes/ {{ }}
+    }}"""
+
+
+def start_backend(kind, port, cfg, tmp, tools, tls_port=None, tls=None):
+    """The origin: `echo` (dito-echo) or `nginx` (nginx serving files); returns a Target.
+    With tls_port and tls (a tls.Material), nginx also serves the files over TLS there."""
     log = os.path.join(tmp, f"backend-{kind}.log")
+    if tls_port and kind != "nginx":
+        raise ValueError("the TLS origin port needs the nginx backend (BACKEND=nginx)")
     if kind == "echo":
         proc = procs.Proc("dito-echo", [os.path.join(cfg.bin_dir, "dito-echo"), "--listen",
                                         f"127.0.0.1:{port}"],
                           cpus=cfg.backend_cpus, log_path=log)
     elif kind == "nginx":
         _www(tmp)
+        tls_server = TLS_SERVER.format(port=tls_port, cert=tls.cert, key=tls.key,
+                                       dir=tmp) if tls_port else ""
         proc = _nginx(tmp, "origin", {"DIR": tmp, "PORT": port,
-                                      "BACKEND_WORKERS": cfg.backend_workers},
+                                      "BACKEND_WORKERS": cfg.backend_workers,
+                                      "TLS_SERVER": tls_server},
                       cfg.backend_cpus, tools)
     else:
         raise ValueError(f"unknown backend {kind!r} (echo or nginx)")
     target = Target(f"{kind}-origin" if kind == "nginx" else "dito-echo", port, proc)
     procs.wait_ready(proc, port, "/bytes/13")
+    if tls_port:
+        # Verified as a client would: only the run's CA, the name 127.0.0.1, TLS 1.3.
+        procs.wait_ready(proc, tls_port, "/bytes/13", tls=procs.tls_client(tls.ca))
+        target.tls_port = tls_port
     return target
 
 
 # Placeholders only the reload scenario fills (harness/reload.py); these are every other run's.
 EXTRA_DEFAULTS = {"LOG_LEVEL": "warn", "LOCATION_EXTRA": "", "GLOBAL_EXTRA": "",
-                  "ACCESS_LOG": "false", "METRICS": "false"}
+                  "ACCESS_LOG": "false", "METRICS": "false",
+                  "UPSTREAM_SCHEME": "http", "UPSTREAM_TLS": ""}
 # dito-observed: Dito with metrics on and an access line per request (to its log file, as
 # nginx's access_log writes a file), to measure what observing costs (--observe-cost).
 OBSERVED = {"ACCESS_LOG": "true", "METRICS": "true"}
@@ -109,6 +137,29 @@ TEMPLATES = {"dito": ("dito.yaml.tmpl", "dito.yaml"),
              "dito-observed": ("dito.yaml.tmpl", "dito-observed.yaml"),
              "nginx": ("nginx-proxy.conf.tmpl", "nginx-proxy.conf"),
              "haproxy": ("haproxy.cfg.tmpl", "haproxy.cfg")}
+
+
+def upstream_tls(name, tls):
+    """ka-small-tls-up's placeholders for proxy `name`: HTTPS to the origin's TLS port,
+    verified against the run's CA only, connections pooled and TLS sessions reused.
+
+    nginx and HAProxy check the name `localhost` (the certificate's DNS SAN): nginx 1.22's
+    proxy_ssl_verify and HAProxy's verifyhost match DNS names only, not the IP SAN. Dito
+    checks the target's host, 127.0.0.1, against the IP SAN."""
+    lines = {
+        "dito": ("transport:\n"
+                 "  http:\n"
+                 f'    ca_file: "{tls.ca}"'),
+        "nginx": (f"            proxy_ssl_trusted_certificate {tls.ca};\n"
+                  "            proxy_ssl_verify on;\n"
+                  "            proxy_ssl_name localhost;\n"
+                  # nginx 1.22's default is TLSv1 TLSv1.1 TLSv1.2 (1.3 from 1.23.4 on)
+                  "            proxy_ssl_protocols TLSv1.3;\n"
+                  "            proxy_ssl_session_reuse on;"),
+        "haproxy": f" ssl verify required ca-file {tls.ca} verifyhost localhost",
+    }
+    key = "dito" if name.startswith("dito") else name
+    return {"UPSTREAM_SCHEME": "https", "UPSTREAM_TLS": lines[key]}
 
 
 def start_target(name, port, backend_port, cfg, tmp, tools, extra=None):
@@ -134,7 +185,11 @@ def start_target(name, port, backend_port, cfg, tmp, tools, extra=None):
         conf = render(template, os.path.join(tmp, conf_name), values)
         proc = procs.Proc("haproxy", [tools["haproxy"], "-db", "-f", conf],
                           cpus=cfg.proxy_cpus, log_path=log)
-    procs.wait_ready(proc, port, "/bytes/13")
+    try:
+        procs.wait_ready(proc, port, "/bytes/13")
+    except RuntimeError:
+        proc.stop()  # by its PID, now: the caller may go on without it
+        raise
     t = Target(name, port, proc)
     t.template, t.conf, t.values = template, conf, values
     return t
