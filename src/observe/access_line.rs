@@ -14,6 +14,7 @@ use super::access::AccessRecord;
 use super::log::format::{needs_quotes, Style};
 use crate::config::LogFormat;
 use crate::json::escape_into;
+use crate::relay::headers::format_u64;
 
 /// The text of the access line's message.
 pub const MESSAGE: &str = "HTTP request processed";
@@ -129,18 +130,8 @@ impl Fields<'_> {
 }
 
 /// Decimal digits of `n`.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(format_u64(n, &mut [0; 20]));
 }
 
 /// Seconds with up to nine decimals and no trailing zeros (`0.0015`, `2`, `0`): the same
