@@ -233,6 +233,24 @@ fn validate_trailers(section: &[u8]) -> Result<(), ChunkError> {
     }
 }
 
+/// Appends `{len:x}\r\n` without allocating.
+pub fn push_chunk_size(out: &mut Vec<u8>, len: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    let mut n = len;
+    loop {
+        i -= 1;
+        buf[i] = HEX[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 #[path = "chunked_tests.rs"]
 mod tests;

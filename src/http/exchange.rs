@@ -12,6 +12,7 @@ use std::time::Duration;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use super::body::{BodyError, BodyReader};
+use super::chunked::push_chunk_size;
 use super::conn::ConnReader;
 use super::limits::SessionLimits;
 use super::request::{RequestHead, Version};
@@ -357,22 +358,4 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'c, R, W
             bytes_sent: self.sink.writer.bytes_written - self.sink.written_at_start,
         }
     }
-}
-
-/// Appends `{len:x}\r\n` without allocating.
-fn push_chunk_size(out: &mut Vec<u8>, len: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 16];
-    let mut i = buf.len();
-    let mut n = len;
-    loop {
-        i -= 1;
-        buf[i] = HEX[n & 0xf];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-    out.extend_from_slice(b"\r\n");
 }

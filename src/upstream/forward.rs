@@ -18,8 +18,9 @@ use super::connect;
 use super::pool::{Checkout, Permit, UpstreamConn};
 use super::request_head::{write_request_head, HeadInputs};
 use super::route::WorkerRoute;
-use super::stream::{self, UpstreamWriter};
+use super::stream;
 use super::tls;
+use super::upload::{body_finished, upload_body, Upload};
 use crate::downstream::{BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::http::body::BodyError;
@@ -29,9 +30,6 @@ use crate::http::response_head::{parse_response_head_into, ResponseFraming, Resp
 use crate::observe::metrics::RejectReason;
 use crate::relay::{self, headers, RelayError, RelayPlan};
 use crate::worker::state::WorkerState;
-
-/// Largest piece of request body read from the client per upstream write.
-const UPLOAD_PIECE: usize = 64 * 1024;
 
 /// What the pipeline needs to know about an exchange that did not produce an answer.
 pub enum ForwardError {
@@ -132,16 +130,6 @@ async fn acquire(
             .await
             .unwrap_or(Err(fail(UpstreamErrorKind::RequestTimeout))),
     }
-}
-
-/// How the upload of the request body ended.
-enum Upload {
-    Pending,
-    Sent,
-    ClientFailed(BodyError),
-    UpstreamFailed,
-    /// The body crossed `max_request_body_size`: the upstream request was cut short.
-    TooLarge,
 }
 
 async fn exchange<D: Downstream>(
@@ -386,10 +374,6 @@ fn is_event_stream(head: &ResponseHead) -> bool {
     })
 }
 
-fn body_finished(state: &Upload) -> bool {
-    matches!(state, Upload::Sent)
-}
-
 enum Timeout {
     SendOwnContinue,
     Fail(UpstreamErrorKind),
@@ -453,53 +437,4 @@ fn client_body_error<S: ResponseSink>(e: &BodyError, sink: &mut S) -> ForwardErr
         BodyError::IdleTimeout => ForwardError::Respond(ProxyError::RequestTimeout),
         BodyError::Truncated | BodyError::Io(_) => ForwardError::Done,
     }
-}
-
-/// Streams the request body upstream, re-framing chunked bodies.
-async fn upload_body<B: BodySource>(
-    body: &mut B,
-    w: &mut UpstreamWriter,
-    chunked: bool,
-    max: u64,
-) -> Upload {
-    let mut data = Vec::with_capacity(UPLOAD_PIECE);
-    loop {
-        data.clear();
-        let n = match body.read_body(&mut data, UPLOAD_PIECE).await {
-            Ok(n) => n,
-            Err(e) => return Upload::ClientFailed(e),
-        };
-        if n == 0 {
-            break;
-        }
-        if body.received() > max {
-            // No terminating chunk: the upstream sees an incomplete request.
-            return Upload::TooLarge;
-        }
-        let frame = if chunked {
-            let mut framed = Vec::with_capacity(n + 20);
-            framed.extend_from_slice(format!("{n:x}\r\n").as_bytes());
-            framed.extend_from_slice(&data);
-            framed.extend_from_slice(b"\r\n");
-            framed
-        } else {
-            std::mem::take(&mut data)
-        };
-        let (res, back) = w.write_all(frame).await;
-        if res.is_err() {
-            return Upload::UpstreamFailed;
-        }
-        if !chunked {
-            data = back;
-        }
-    }
-    if chunked {
-        let mut end = b"0\r\n".to_vec();
-        end.extend_from_slice(body.trailers());
-        end.extend_from_slice(b"\r\n");
-        if w.write_all(end).await.0.is_err() {
-            return Upload::UpstreamFailed;
-        }
-    }
-    Upload::Sent
 }

@@ -10,3 +10,4 @@ pub mod route;
 pub mod stream;
 pub mod tls;
 pub mod tls_io;
+pub mod upload;
