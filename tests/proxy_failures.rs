@@ -299,6 +299,45 @@ fn sequential_requests_reuse_one_upstream_connection() {
 }
 
 #[test]
+fn idle_upstream_connections_close_after_idle_conn_timeout_without_further_requests() {
+    use std::io::{Read, Write};
+    // A raw upstream: one keep-alive response, then it waits to see Dito close the socket.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before the request");
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        let answered = Instant::now();
+        // EOF (or an error) is Dito closing the pooled connection.
+        let _ = s.read(&mut buf);
+        let _ = tx.send(answered.elapsed());
+    });
+    let d = Dito::start(&one_worker(yaml(
+        "transport:\n  http:\n    idle_conn_timeout: 1s\n",
+        &[loc("^/", &format!("http://127.0.0.1:{port}"), "")],
+    )));
+    assert_eq!(get(d.addr, "/").body, b"ok");
+    // No further request ever asks for that key: the sweep closes it within about 1 s + 1 s.
+    let closed_after = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the idle upstream connection was never closed");
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(5),
+        "{closed_after:?}"
+    );
+}
+
+#[test]
 fn no_reuse_after_connection_close() {
     let (_e, d) = through_echo_one_worker("");
     let (conn, _) = echo_conn(&get(d.addr, "/echo/a"));

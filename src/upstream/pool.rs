@@ -77,6 +77,9 @@ impl UpstreamConn {
 struct IdleConn {
     conn: UpstreamConn,
     since: Instant,
+    /// `since` + the `idle_conn_timeout` it was checked in under: [`Pool::sweep`] closes it
+    /// then even if no request for its key ever comes again.
+    expires: Instant,
 }
 
 #[derive(Default)]
@@ -213,11 +216,49 @@ impl Pool {
             return; // `permit` drops here and frees the slot.
         }
         permit.armed = false;
+        let since = Instant::now();
         entry.idle.push(IdleConn {
             conn,
-            since: Instant::now(),
+            since,
+            expires: since + limits.idle_timeout,
         });
         *total_idle += 1;
         entry.waiters.drain(..).for_each(Waker::wake);
+    }
+}
+
+impl Pool {
+    /// Closes idle connections past their `idle_conn_timeout` and forgets keys with nothing
+    /// left (a location a reload removed, TLS files that rotated): without it they would wait
+    /// for a checkout of their key that may never come. The worker calls it periodically.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        {
+            let mut inner = self.inner.borrow_mut();
+            let Inner { hosts, total_idle } = &mut *inner;
+            hosts.retain(|_, entry| {
+                let before = entry.idle.len();
+                let mut i = 0;
+                while i < entry.idle.len() {
+                    if entry.idle[i].expires <= now {
+                        expired.push(entry.idle.swap_remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+                // Newest last, as checkout expects.
+                entry.idle.sort_by_key(|c| c.since);
+                let gone = before - entry.idle.len();
+                *total_idle -= gone;
+                entry.open = entry.open.saturating_sub(gone);
+                if gone > 0 {
+                    entry.waiters.drain(..).for_each(Waker::wake);
+                }
+                entry.open > 0 || !entry.waiters.is_empty()
+            });
+        }
+        // Closed outside the borrow.
+        drop(expired);
     }
 }

@@ -142,6 +142,7 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
     };
     let mut stop_accepting = LocalSignal::default();
     listener::spawn_accept_loop(listener, state.clone(), stop_accepting.clone());
+    monoio::spawn(sweep_pool(state.clone()));
     let _ = ctx.reports.send(Report::Ready { worker: id });
 
     let mut pending: Option<(u64, Generation, Option<std::net::TcpListener>)> = None;
@@ -202,5 +203,16 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
                 let _ = ctx.reports.send(Report::Drained { worker: id });
             }
         }
+    }
+}
+
+/// How often idle upstream connections past their `idle_conn_timeout` are closed.
+const POOL_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Closes expired idle upstream connections for as long as the worker runs.
+async fn sweep_pool(state: Rc<WorkerState>) {
+    loop {
+        monoio::time::sleep(POOL_SWEEP_EVERY).await;
+        state.pool.sweep();
     }
 }
