@@ -61,9 +61,13 @@ fn lossy(b: &[u8]) -> Cow<'_, str> {
 /// tests, a terminal with colours) it goes through `tracing` like every other line.
 pub fn log_access(rec: &AccessRecord<'_>) {
     if let Some(style) = log::installed_style().filter(|s| !s.ansi) {
-        let mut line = Vec::with_capacity(LINE_CAPACITY);
-        write_access_line(&mut line, style, log::format::now_micros(), rec);
-        log::queue::deliver(line);
+        let micros = log::format::now_micros();
+        // On a worker the line joins the worker's batch; elsewhere it is queued alone.
+        if !log::queue::gather_worker_line(|out| write_access_line(out, style, micros, rec)) {
+            let mut line = Vec::with_capacity(LINE_CAPACITY);
+            write_access_line(&mut line, style, micros, rec);
+            log::queue::deliver(line);
+        }
         return;
     }
     log_access_event(rec);

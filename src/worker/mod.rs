@@ -143,6 +143,7 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
     let mut stop_accepting = LocalSignal::default();
     listener::spawn_accept_loop(listener, state.clone(), stop_accepting.clone());
     monoio::spawn(sweep_pool(state.clone()));
+    monoio::spawn(log::queue::flush_worker_lines_forever());
     let _ = ctx.reports.send(Report::Ready { worker: id });
 
     let mut pending: Option<(u64, Generation, Option<std::net::TcpListener>)> = None;
@@ -200,10 +201,13 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
                 while state.metrics.open_connections() > 0 {
                     monoio::time::sleep(DRAIN_POLL).await;
                 }
+                // Every access line of this worker is queued before the process may exit.
+                log::queue::flush_worker();
                 let _ = ctx.reports.send(Report::Drained { worker: id });
             }
         }
     }
+    log::queue::flush_worker();
 }
 
 /// How often idle upstream connections past their `idle_conn_timeout` are closed.

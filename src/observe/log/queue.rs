@@ -2,17 +2,21 @@
 //!
 //! A worker thread registers its own bounded queue ([`register_worker`]) and hands every line
 //! to it with `try_send`: when the queue is full the line is dropped and the worker's counter
-//! goes up, so a worker never waits on logging. Every other thread (control, main, the
+//! goes up, so a worker never waits on logging. Access lines, one per request, are gathered
+//! on the worker first ([`gather_worker_line`]) and queued as one message per 16 KiB, or 10 ms
+//! after the first of them ([`flush_worker_lines_forever`]), or when the worker logs another
+//! line (order is kept) or drains. Every other thread (control, main, the
 //! blocking pool) shares one bounded queue with a blocking send, so startup lines and config
 //! errors are never lost. One writer thread drains every queue round-robin into a batch that
 //! goes out with one `write` to stdout, flushing whenever the queues are empty.
 //! [`Writer::stop`] writes what is queued and ends the thread; after that (or whenever the
 //! writer is gone) lines are written to stdout directly by the thread that logs them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,10 +24,14 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Select, Sender, TryRecvErr
 
 use crate::observe::counters::Counter;
 
-/// Lines one worker may have queued. A line is a few hundred bytes, so a full queue holds a
-/// few MiB; this absorbs bursts of tens of thousands of requests while the writer is
-/// descheduled (the writer itself writes far faster than workers serve).
+/// Messages one worker may have queued: single lines, or batches of gathered access lines
+/// (up to 16 KiB each). This absorbs bursts of tens of thousands of requests while the
+/// writer is descheduled (the writer itself writes far faster than workers serve).
 pub const WORKER_QUEUE_LINES: usize = 16_384;
+/// Access lines a worker gathers before queueing them as one message.
+const WORKER_BATCH_BYTES: usize = 16 * 1024;
+/// The longest a gathered line waits before it is queued.
+const WORKER_FLUSH_AFTER: Duration = Duration::from_millis(10);
 /// Lines the non-worker threads may have queued before their send blocks.
 const SHARED_QUEUE_LINES: usize = 4_096;
 /// A batch is written once it is this large, even while queues still hold lines.
@@ -60,27 +68,146 @@ thread_local! {
     static WORKER_QUEUE: RefCell<Option<WorkerQueue>> = const { RefCell::new(None) };
 }
 
-/// A worker's end of its own queue.
+/// A worker's end of its own queue, with the access lines it is gathering.
 pub struct WorkerQueue {
     tx: Sender<Line>,
     dropped: Arc<Counter>,
+    /// Access lines not yet queued: they go as one message of up to [`WORKER_BATCH_BYTES`]
+    /// (one allocation and one channel operation per batch, not per request).
+    pending: RefCell<Vec<u8>>,
+    pending_lines: Cell<u64>,
+    /// The worker's flusher task, waiting for a first pending line.
+    flusher: Cell<Option<Waker>>,
 }
 
 impl WorkerQueue {
-    /// A queue of `capacity` lines counting dropped lines in `dropped`, and its reading end.
+    /// A queue of `capacity` messages counting dropped lines in `dropped`, and its reading
+    /// end.
     pub fn new(capacity: usize, dropped: Arc<Counter>) -> (WorkerQueue, Receiver<Line>) {
         let (tx, rx) = bounded(capacity);
-        (WorkerQueue { tx, dropped }, rx)
+        let q = WorkerQueue {
+            tx,
+            dropped,
+            pending: RefCell::new(Vec::new()),
+            pending_lines: Cell::new(0),
+            flusher: Cell::new(None),
+        };
+        (q, rx)
     }
 
-    /// Queues `line` without waiting: a full queue drops it and counts it.
+    /// Queues `line` without waiting, after any gathered lines (order is kept): a full
+    /// queue drops it and counts it.
     pub fn offer(&self, line: Line) {
-        match self.tx.try_send(line) {
+        self.flush_pending();
+        self.send(line, 1);
+    }
+
+    fn send(&self, msg: Line, lines: u64) {
+        match self.tx.try_send(msg) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.dropped.inc(),
+            Err(TrySendError::Full(_)) => self.dropped.add(lines),
             // The writer has stopped (the process is exiting): nothing is queued any more.
-            Err(TrySendError::Disconnected(line)) => write_direct(&line),
+            Err(TrySendError::Disconnected(msg)) => write_direct(&msg),
         }
+    }
+
+    /// Appends one line with `write` to the gathered lines; queues them once they fill a
+    /// batch. False when the buffer is busy (a re-entrant log call): the caller queues the
+    /// line itself.
+    fn gather(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let Ok(mut pending) = self.pending.try_borrow_mut() else {
+            return false;
+        };
+        if pending.capacity() == 0 {
+            pending.reserve(WORKER_BATCH_BYTES + 1024);
+        }
+        let was_empty = pending.is_empty();
+        write(&mut pending);
+        self.pending_lines.set(self.pending_lines.get() + 1);
+        let full = pending.len() >= WORKER_BATCH_BYTES;
+        drop(pending);
+        if full {
+            self.flush_pending();
+        } else if was_empty {
+            if let Some(w) = self.flusher.take() {
+                w.wake();
+            }
+        }
+        true
+    }
+
+    /// Queues the gathered lines now.
+    fn flush_pending(&self) {
+        let Ok(mut pending) = self.pending.try_borrow_mut() else {
+            return;
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut *pending);
+        drop(pending);
+        let lines = self.pending_lines.replace(0);
+        self.send(batch, lines);
+    }
+}
+
+/// Appends one line, written by `write`, to the calling worker's gathered lines (the access
+/// line's path); false when this thread has no worker queue — then queue it with [`deliver`].
+pub fn gather_worker_line(write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    WORKER_QUEUE
+        .try_with(|q| match q.try_borrow() {
+            Ok(q) => q.as_ref().is_some_and(|q| q.gather(write)),
+            Err(_) => false,
+        })
+        .unwrap_or(false)
+}
+
+/// Queues the calling worker's gathered lines now (before it reports drained, and when it
+/// ends).
+pub fn flush_worker() {
+    let _ = WORKER_QUEUE.try_with(|q| {
+        if let Ok(q) = q.try_borrow() {
+            if let Some(q) = q.as_ref() {
+                q.flush_pending();
+            }
+        }
+    });
+}
+
+/// Runs on each worker for as long as it lives: [`WORKER_FLUSH_AFTER`] after a first line is
+/// gathered, queues what was gathered, so a quiet worker's lines never wait longer.
+pub async fn flush_worker_lines_forever() {
+    loop {
+        let has_queue = std::future::poll_fn(|cx| {
+            let pending = WORKER_QUEUE
+                .try_with(|q| match q.try_borrow() {
+                    Ok(q) => match q.as_ref() {
+                        Some(q) => {
+                            let has = q.pending.try_borrow().is_ok_and(|p| !p.is_empty());
+                            if !has {
+                                q.flusher.set(Some(cx.waker().clone()));
+                            }
+                            Some(has)
+                        }
+                        None => None,
+                    },
+                    Err(_) => Some(false),
+                })
+                .ok()
+                .flatten();
+            match pending {
+                Some(true) => Poll::Ready(true),
+                // No queue on this thread: nothing will ever be gathered.
+                None => Poll::Ready(false),
+                Some(false) => Poll::Pending,
+            }
+        })
+        .await;
+        if !has_queue {
+            std::future::pending::<()>().await;
+        }
+        monoio::time::sleep(WORKER_FLUSH_AFTER).await;
+        flush_worker();
     }
 }
 
@@ -263,6 +390,37 @@ mod tests {
         q.offer(b"5\n".to_vec());
         assert_eq!(dropped.get(), 3, "room again after draining");
         assert_eq!(rx.try_recv().unwrap(), b"5\n");
+    }
+
+    #[test]
+    fn gathered_lines_go_as_one_message_before_a_later_line() {
+        let (q, rx) = WorkerQueue::new(4, Arc::new(Counter::default()));
+        assert!(q.gather(|o| o.extend_from_slice(b"a\n")));
+        assert!(q.gather(|o| o.extend_from_slice(b"b\n")));
+        assert!(rx.try_recv().is_err(), "gathered, not queued yet");
+        q.offer(b"c\n".to_vec());
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [&b"a\nb\n"[..], b"c\n"]);
+        q.flush_pending();
+        assert!(rx.try_recv().is_err(), "nothing left to flush");
+    }
+
+    #[test]
+    fn a_full_batch_is_queued_and_a_dropped_batch_counts_its_lines() {
+        let dropped = Arc::new(Counter::default());
+        let (q, rx) = WorkerQueue::new(1, dropped.clone());
+        let line = |o: &mut Vec<u8>| {
+            o.extend_from_slice(&[b'x'; 1023]);
+            o.push(b'\n');
+        };
+        for _ in 0..WORKER_BATCH_BYTES / 1024 {
+            assert!(q.gather(line));
+        }
+        assert_eq!(rx.len(), 1, "a full batch is queued at once");
+        for _ in 0..WORKER_BATCH_BYTES / 1024 {
+            assert!(q.gather(line));
+        }
+        assert_eq!(dropped.get(), (WORKER_BATCH_BYTES / 1024) as u64);
+        assert_eq!(rx.try_recv().unwrap().len(), WORKER_BATCH_BYTES);
     }
 
     #[test]
