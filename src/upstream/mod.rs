@@ -9,4 +9,3 @@ pub mod request_head;
 pub mod route;
 pub mod stream;
 pub mod tls;
-pub mod tls_io;
