@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proxy_common::{echoed, find, loc, yaml};
+use proxy_common::{echoed, find, loc, yaml, NO_BUFFERING};
 use reload_common::{poll, RELOAD_LIMIT};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -42,7 +42,8 @@ fn tls_block(cert: &Path, key: &Path, client_ca: Option<&Path>, alpn: &str) -> S
 /// Echo plus a Dito whose listener is TLS with `tls`.
 fn start(tls: &str) -> (Echo, Dito) {
     let e = Echo::start();
-    let d = Dito::start(&yaml(tls, &[loc("^/", &format!("http://{}", e.addr), "")]));
+    let u = format!("http://{}", e.addr);
+    let d = Dito::start(&yaml(tls, &[loc("^/", &u, NO_BUFFERING)]));
     (e, d)
 }
 
@@ -214,6 +215,73 @@ fn garbage_instead_of_a_client_hello_disturbs_no_one() {
     assert_eq!(get(&mut before, "/echo").unwrap().status, 200);
     let mut after = connect(d.addr, config);
     assert_eq!(get(&mut after, "/echo").unwrap().status, 200);
+}
+
+#[test]
+fn an_aborted_response_still_ends_with_a_reset() {
+    let pki = Pki::new();
+    let (_e, d) = start(&tls_block(&pki.server.cert, &pki.server.key, None, ""));
+    let mut s = connect(d.addr, client_config(pki.roots(), None));
+    s.write_all(b"GET /abort?bytes=1000&mode=cl-close HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let err = loop {
+        match s.read(&mut chunk) {
+            Ok(0) => panic!("a clean end after {} bytes", got.len()),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) => break e,
+        }
+    };
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(got.len() < find(&got, b"\r\n\r\n").unwrap() + 4 + 2000);
+    // A reset, not a TCP FIN (UnexpectedEof) nor a close_notify (Ok(0)).
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+}
+
+#[test]
+fn a_stalled_handshake_ends_at_the_header_read_timeout() {
+    let pki = Pki::new();
+    let mut top = tls_block(&pki.server.cert, &pki.server.key, None, "");
+    top.push_str("request_limits:\n  header_read_timeout: 1s\n");
+    let (_e, d) = start(&top);
+    let mut raw = TcpStream::connect(d.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The first bytes of a handshake record, then silence.
+    raw.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let _ = raw.read_to_end(&mut sink);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // The worker serves on.
+    let mut s = connect(d.addr, client_config(pki.roots(), None));
+    assert_eq!(get(&mut s, "/echo").unwrap().status, 200);
+}
+
+#[test]
+fn a_reload_with_a_broken_key_keeps_the_running_certificate() {
+    let pki = Pki::new();
+    let dir = support::temp_dir();
+    let cert = support::write_file(&dir, "server.pem", &pki.server.cert_pem());
+    let key = support::write_file(&dir, "server.key", &pki.server.key_pem());
+    let (_e, d) = start(&tls_block(&cert, &key, None, ""));
+    std::fs::write(&key, "not a key\n").unwrap();
+    let before = d.count_output("reload rejected");
+    d.signal(libc::SIGHUP);
+    assert!(
+        poll(RELOAD_LIMIT, || d.count_output("reload rejected") > before).is_some(),
+        "{}",
+        d.output()
+    );
+    assert!(d.output().contains("tls.key_file"), "{}", d.output());
+    let mut s = connect(d.addr, client_config(pki.roots(), None));
+    assert_eq!(get(&mut s, "/echo").unwrap().status, 200);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `dito check` on `tls` exits 1 with an error line naming `key`.
