@@ -107,7 +107,7 @@ fn second_request_through_reused_storage_allocates_nothing() {
         let (resp, _) = parse_response_head_into(RESPONSE, false, &mut resp_storage)
             .unwrap()
             .unwrap();
-        final_headers_into(&resp, &id, Duration::from_micros(431), &mut out);
+        final_headers_into(&resp, &id, Duration::from_micros(431), false, &mut out);
         resp_storage = resp.into_storage();
         req_storage = req.into_storage();
     };

@@ -35,5 +35,6 @@ pub mod snapshot;
 pub mod sys;
 #[cfg(test)]
 mod test_certs;
+pub mod tls;
 pub mod upstream;
 pub mod worker;

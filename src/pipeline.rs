@@ -39,14 +39,17 @@ pub struct RequestCtx {
     /// When the head was parsed: the start of `X-Response-Time` and the duration metric.
     pub started: Instant,
     pub peer: SocketAddr,
+    /// The client connection is TLS: `X-Forwarded-Proto: https` and HSTS (spec §3, §4).
+    pub tls: bool,
 }
 
 impl RequestCtx {
-    pub fn new(head: &RequestHead, peer: SocketAddr, worker: &WorkerState) -> Self {
+    pub fn new(head: &RequestHead, peer: SocketAddr, tls: bool, worker: &WorkerState) -> Self {
         RequestCtx {
             request_id: worker.ids.for_request(head.header("x-request-id")),
             started: Instant::now(),
             peer,
+            tls,
         }
     }
 }
@@ -155,7 +158,7 @@ async fn run_phases<D: Downstream>(
         route,
         route_match: &m,
         client_ip: ctx.peer.ip(),
-        proto: "http",
+        proto: if ctx.tls { "https" } else { "http" },
         request_id: &ctx.request_id,
         rules: &upstream.rules,
     };

@@ -370,11 +370,6 @@ fn not_supported_yet_features_are_refused() {
     const HASH: &str = "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"";
     let cases: Vec<(&str, String, &str)> = vec![
         (
-            "tls block",
-            format!("tls:\n  cert_file: /x/cert.pem\n  key_file: /x/key.pem\n{ONE_LOCATION}"),
-            "tls: not supported yet (TLS listener)",
-        ),
-        (
             "plugins block",
             format!(
                 "plugins:\n  directory: /x/plugins\n  public_key_path: /x/pub.key\n  public_key_hash: {HASH}\n{ONE_LOCATION}"

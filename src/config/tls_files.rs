@@ -1,4 +1,5 @@
-//! Upstream TLS material (spec §5): `ca_file`, `cert_file` + `key_file`, and the system roots.
+//! TLS material: upstream `ca_file`, `cert_file` + `key_file` and the system roots (spec §5),
+//! and the listener's `tls` files (spec §2), which reuse the same readers.
 //!
 //! Runs on the control thread at every load and reload (SIGHUP re-reads every file, spec §9):
 //! each file is read once, parsed from PEM into DER, and checked — a CA bundle must hold at
@@ -108,6 +109,16 @@ fn content_hash(roots: &CertBundle, identity: Option<&ClientIdentity>) -> u64 {
             id.key.secret_der().hash(&mut h);
         }
     }
+    h.finish().max(1)
+}
+
+/// The content hash of a listener's `tls` material (server identity, client CAs); never 0.
+pub(crate) fn listener_hash(identity: &ClientIdentity, client_ca: Option<&CertBundle>) -> u64 {
+    let mut h = DefaultHasher::new();
+    "dito-listener-tls/1 alpn=http/1.1".hash(&mut h);
+    identity.chain.hash(&mut h);
+    identity.key.secret_der().hash(&mut h);
+    client_ca.map(|b| &b.certs).hash(&mut h);
     h.finish().max(1)
 }
 

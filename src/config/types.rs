@@ -6,10 +6,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::target::TargetUrl;
-use super::tls_files::UpstreamTls;
+use super::tls_files::{CertBundle, ClientIdentity, UpstreamTls};
 use super::transport::HttpTransport;
 
 /// The whole config.
@@ -165,12 +166,19 @@ pub struct Plugins {
     pub public_key_hash: Option<String>,
 }
 
-/// `tls` on the listener.
+/// `tls` on the listener, with its files read and checked (spec §2; re-read on every load).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerTls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     /// Set = client certificates are required.
     pub client_ca_file: Option<PathBuf>,
+    /// As configured; only `http/1.1` is offered until HTTP/2 exists.
     pub alpn: Vec<String>,
+    /// The server certificate chain and its key, checked to match.
+    pub identity: Arc<ClientIdentity>,
+    /// `client_ca_file`'s certificates.
+    pub client_ca: Option<Arc<CertBundle>>,
+    /// A hash of the content above: workers rebuild their server config when it changes.
+    pub settings: u64,
 }

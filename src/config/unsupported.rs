@@ -9,8 +9,6 @@ use super::Report;
 /// A feature that validation checks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Feature {
-    /// A top-level `tls` block.
-    TlsListener,
     /// A `plugins` block.
     Plugins,
     /// A non-empty `locations[].middlewares`.
@@ -23,7 +21,6 @@ pub(crate) enum Feature {
 
 /// What is not supported yet, and how messages name it.
 const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[
-    (Feature::TlsListener, "TLS listener"),
     (Feature::Plugins, "plugins"),
     (Feature::Middlewares, "middlewares"),
     (Feature::UpstreamHttp2, "HTTP/2 upstreams"),

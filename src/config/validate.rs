@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::defaults::*;
@@ -15,6 +16,7 @@ use super::duration::parse_go_duration;
 use super::file::{FileConfig, PinValue, PluginsFile, PortValue, TlsFile};
 use super::location;
 use super::raw::quote;
+use super::tls_files::{self, IdentityKey};
 use super::transport::TransportOverrides;
 use super::types::*;
 use super::unsupported::{self, Feature};
@@ -391,7 +393,6 @@ fn plugins(f: &PluginsFile, r: &mut Report) -> Option<Plugins> {
 }
 
 fn tls(f: &TlsFile, r: &mut Report) -> Option<ListenerTls> {
-    unsupported::check(r, "tls", Feature::TlsListener);
     const WHY: &str = "required in a tls block";
     let cert_file = file_path(&f.cert_file, "tls.cert_file", r);
     let cert_file = require(cert_file, "tls.cert_file", WHY, r);
@@ -406,6 +407,12 @@ fn tls(f: &TlsFile, r: &mut Report) -> Option<ListenerTls> {
             .filter_map(|(i, item)| {
                 let item = item.as_ref()?;
                 if DEFAULT_ALPN.contains(&item.as_str()) {
+                    if item == "h2" {
+                        r.warn(
+                            &format!("tls.alpn[{i}]"),
+                            "h2 is not offered yet: the TLS listener speaks HTTP/1.1 only",
+                        );
+                    }
                     Some(item.clone())
                 } else {
                     r.error(
@@ -420,10 +427,36 @@ fn tls(f: &TlsFile, r: &mut Report) -> Option<ListenerTls> {
             })
             .collect(),
     };
+    // `Err` = reported; the block is then dropped after the identity is checked too.
+    let client_ca = client_ca_file
+        .as_ref()
+        .map(|path| {
+            tls_files::load_ca_file(path)
+                .map(Arc::new)
+                .map_err(|message| r.error("tls.client_ca_file", message))
+        })
+        .transpose();
+    let (cert_file, key_file) = (cert_file?, key_file?);
+    let identity = match tls_files::load_identity(&cert_file, &key_file) {
+        Ok(identity) => Arc::new(identity),
+        Err((which, message)) => {
+            let key = match which {
+                IdentityKey::CertFile => "tls.cert_file",
+                IdentityKey::KeyFile => "tls.key_file",
+            };
+            r.error(key, message);
+            return None;
+        }
+    };
+    let client_ca = client_ca.ok()?;
+    let settings = tls_files::listener_hash(&identity, client_ca.as_deref());
     Some(ListenerTls {
-        cert_file: cert_file?,
-        key_file: key_file?,
+        cert_file,
+        key_file,
         client_ca_file,
         alpn,
+        identity,
+        client_ca,
+        settings,
     })
 }

@@ -9,14 +9,12 @@
 use std::io;
 use std::time::Duration;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
-
 use super::body::{BodyError, BodyReader};
 use super::chunked::push_chunk_size;
-use super::conn::ConnReader;
+use super::conn::{ConnReader, ReadSource};
 use super::limits::SessionLimits;
 use super::request::{RequestHead, Version};
-use super::response::{write_status_line, ConnWriter, ConnectionDirective, Response};
+use super::response::{write_status_line, ConnWriter, ConnectionDirective, Response, WriteSink};
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink, SinkReport};
 use crate::error::ProxyError;
 use crate::sys::AbortHandle;
@@ -31,7 +29,7 @@ pub struct H1Body<'c, R> {
     idle: Duration,
 }
 
-impl<R: AsyncReadRent> BodySource for H1Body<'_, R> {
+impl<R: ReadSource> BodySource for H1Body<'_, R> {
     async fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, BodyError> {
         self.body.read_into(self.reader, out, max, self.idle).await
     }
@@ -49,7 +47,7 @@ impl<R: AsyncReadRent> BodySource for H1Body<'_, R> {
     }
 }
 
-impl<R: AsyncReadRent> H1Body<'_, R> {
+impl<R: ReadSource> H1Body<'_, R> {
     /// Reads and discards the rest of a small body. `Ok(false)` when it is larger than
     /// [`DRAIN_LIMIT`]: the connection must close instead.
     pub async fn drain(&mut self) -> Result<bool, BodyError> {
@@ -89,7 +87,7 @@ pub struct H1Sink<'c, W> {
     written_at_start: u64,
 }
 
-impl<W: AsyncWriteRent> H1Sink<'_, W> {
+impl<W: WriteSink> H1Sink<'_, W> {
     /// Flushes the output, remembering a failure: the client left.
     async fn flush_out(&mut self) -> io::Result<()> {
         let r = self.writer.flush().await;
@@ -108,7 +106,7 @@ impl<W: AsyncWriteRent> H1Sink<'_, W> {
     }
 }
 
-impl<W: AsyncWriteRent> ResponseSink for H1Sink<'_, W> {
+impl<W: WriteSink> ResponseSink for H1Sink<'_, W> {
     async fn send_interim(&mut self, head: &OutHead<'_>) -> io::Result<bool> {
         // 1xx never goes to HTTP/1.0 clients; 100 only to a client that asked, and once.
         let allowed = !self.http10
@@ -225,7 +223,7 @@ pub struct H1Exchange<'c, R, W> {
     request_id: &'c str,
 }
 
-impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
+impl<'c, R: ReadSource, W: WriteSink> H1Exchange<'c, R, W> {
     pub fn new(
         reader: &'c mut ConnReader<R>,
         writer: &'c mut ConnWriter<W>,
@@ -306,7 +304,7 @@ impl<'c, R: AsyncReadRent, W: AsyncWriteRent> H1Exchange<'c, R, W> {
     }
 }
 
-impl<'c, R: AsyncReadRent, W: AsyncWriteRent> Downstream for H1Exchange<'c, R, W> {
+impl<'c, R: ReadSource, W: WriteSink> Downstream for H1Exchange<'c, R, W> {
     type Body = H1Body<'c, R>;
     type Sink = H1Sink<'c, W>;
 

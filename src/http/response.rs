@@ -6,10 +6,12 @@
 //! pipeline's response sink. Worker thread only.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
+use monoio::BufResult;
 
 use super::status::reason_phrase;
 use crate::sys;
@@ -118,7 +120,27 @@ pub struct ConnWriter<W> {
     pub bytes_written: u64,
 }
 
-impl<W: AsyncWriteRent> ConnWriter<W> {
+/// What a [`ConnWriter`] writes to: every monoio writer (a socket's write half), and the TLS
+/// write half, which encrypts from owned buffers without `unsafe` buffer access and so cannot
+/// implement monoio's generic `AsyncWriteRent`.
+pub trait WriteSink {
+    /// Writes all of `buf`; hands it back like monoio's `write_all`.
+    fn write_all_owned(&mut self, buf: Vec<u8>) -> impl Future<Output = BufResult<usize, Vec<u8>>>;
+    /// Half-closes the write direction after the last byte.
+    fn close_write(&mut self) -> impl Future<Output = io::Result<()>>;
+}
+
+impl<W: AsyncWriteRent> WriteSink for W {
+    fn write_all_owned(&mut self, buf: Vec<u8>) -> impl Future<Output = BufResult<usize, Vec<u8>>> {
+        AsyncWriteRentExt::write_all(self, buf)
+    }
+
+    fn close_write(&mut self) -> impl Future<Output = io::Result<()>> {
+        AsyncWriteRent::shutdown(self)
+    }
+}
+
+impl<W: WriteSink> ConnWriter<W> {
     /// `nodelay_fd`: the socket to set TCP_NODELAY on before its second write (`None` when
     /// it is set already or not a TCP socket).
     pub fn new(io: W, nodelay_fd: Option<RawFd>) -> Self {
@@ -159,7 +181,7 @@ impl<W: AsyncWriteRent> ConnWriter<W> {
         }
         self.writes += 1;
         let buf = std::mem::take(&mut self.buf);
-        let (res, mut buf) = self.io.write_all(buf).await;
+        let (res, mut buf) = self.io.write_all_owned(buf).await;
         if let Ok(n) = res {
             self.bytes_written += n as u64;
         }
@@ -170,7 +192,7 @@ impl<W: AsyncWriteRent> ConnWriter<W> {
 
     /// Half-closes the connection (FIN) after the last response.
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.io.shutdown().await
+        self.io.close_write().await
     }
 }
 

@@ -12,14 +12,13 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::time::Instant;
 
-use super::conn::{ConnReader, ReadOutcome};
+use super::conn::{ConnReader, ReadOutcome, ReadSource};
 use super::exchange::H1Exchange;
 use super::limits::SessionLimits;
 use super::request::{parse_head_into, HeadError, HeadStorage, RequestHead};
-use super::response::{ConnWriter, ConnectionDirective};
+use super::response::{ConnWriter, ConnectionDirective, WriteSink};
 use crate::error::ProxyError;
 use crate::observe;
 use crate::pipeline::{self, RequestCtx};
@@ -33,16 +32,18 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: u64 = 1024 * 1024;
 
 /// Serves one accepted client connection until it closes.
-/// `abort` ends the connection with a reset when a response cannot be completed.
+/// `abort` ends the connection with a reset when a response cannot be completed; `tls`: the
+/// connection came through the TLS listener.
 pub async fn serve<R, W>(
     rd: R,
     wr: W,
     abort: AbortHandle,
     peer: SocketAddr,
+    tls: bool,
     worker: Rc<WorkerState>,
 ) where
-    R: AsyncReadRent,
-    W: AsyncWriteRent,
+    R: ReadSource,
+    W: WriteSink,
 {
     let mut reader = ConnReader::new(rd);
     let mut writer = ConnWriter::new(wr, Some(abort.fd()));
@@ -82,7 +83,7 @@ pub async fn serve<R, W>(
             }
         };
         first = false;
-        let ctx = RequestCtx::new(&head, peer, &worker);
+        let ctx = RequestCtx::new(&head, peer, tls, &worker);
         let mut exchange = H1Exchange::new(
             &mut reader,
             &mut writer,
@@ -152,7 +153,7 @@ enum HeadRead {
     Reject(ProxyError, &'static str),
 }
 
-async fn read_head<R: AsyncReadRent>(
+async fn read_head<R: ReadSource>(
     reader: &mut ConnReader<R>,
     limits: &SessionLimits,
     first: bool,
@@ -221,7 +222,7 @@ fn reject(e: HeadError) -> HeadRead {
 
 /// Half-closes, then discards what the client still sends for a moment, so our last
 /// response is not destroyed by a reset answering unread bytes.
-async fn linger_close<R: AsyncReadRent, W: AsyncWriteRent>(
+async fn linger_close<R: ReadSource, W: WriteSink>(
     reader: &mut ConnReader<R>,
     writer: &mut ConnWriter<W>,
 ) {

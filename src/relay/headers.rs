@@ -96,9 +96,15 @@ pub fn interim_headers(up: &ResponseHead) -> HeaderList {
 /// upstream's field where and as it was sent (one field, even if the upstream repeated it);
 /// chunked and close-delimited bodies lose theirs (Dito frames them); bodiless responses (HEAD,
 /// 204, 304) keep the upstream's fields untouched.
-pub fn final_headers(up: &ResponseHead, request_id: &str, response_time: Duration) -> HeaderList {
-    let mut out = HeaderList::with_capacity(up.headers().count() + 6, 512);
-    final_headers_into(up, request_id, response_time, &mut out);
+/// `tls`: the client connection is TLS, so HSTS is added when absent (spec §4).
+pub fn final_headers(
+    up: &ResponseHead,
+    request_id: &str,
+    response_time: Duration,
+    tls: bool,
+) -> HeaderList {
+    let mut out = HeaderList::with_capacity(up.headers().count() + 7, 512);
+    final_headers_into(up, request_id, response_time, tls, &mut out);
     out
 }
 
@@ -107,10 +113,11 @@ pub fn final_headers_into(
     up: &ResponseHead,
     request_id: &str,
     response_time: Duration,
+    tls: bool,
     out: &mut HeaderList,
 ) {
     out.clear();
-    let (mut nosniff, mut frame, mut referrer) = (false, false, false);
+    let (mut nosniff, mut frame, mut referrer, mut hsts) = (false, false, false, !tls);
     let mut length_written = false;
     let hop = HopByHop::of(up);
     for (n, v) in up.headers() {
@@ -135,6 +142,7 @@ pub fn final_headers_into(
         nosniff |= n.eq_ignore_ascii_case(b"x-content-type-options");
         frame |= n.eq_ignore_ascii_case(b"x-frame-options");
         referrer |= n.eq_ignore_ascii_case(b"referrer-policy");
+        hsts |= n.eq_ignore_ascii_case(b"strict-transport-security");
         out.push(n, v);
     }
     if !nosniff {
@@ -145,6 +153,12 @@ pub fn final_headers_into(
     }
     if !referrer {
         out.push(b"Referrer-Policy", b"strict-origin-when-cross-origin");
+    }
+    if !hsts {
+        out.push(
+            b"Strict-Transport-Security",
+            b"max-age=31536000; includeSubDomains",
+        );
     }
     out.push(b"X-Request-ID", request_id.as_bytes());
     let mut time = [0u8; 32];

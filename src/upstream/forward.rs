@@ -265,7 +265,8 @@ async fn exchange<D: Downstream>(
             }
         }
         let mut hs = std::mem::take(&mut scratch.out);
-        headers::final_headers_into(&final_head, f.request_id, f.started.elapsed(), &mut hs);
+        let tls = f.head.proto == "https";
+        headers::final_headers_into(&final_head, f.request_id, f.started.elapsed(), tls, &mut hs);
         if f.verbose {
             crate::observe::access::log_headers("response", f.request_id, hs.iter());
         }

@@ -9,5 +9,4 @@ pub mod request_head;
 pub mod route;
 pub mod stream;
 pub mod tls;
-pub mod tls_io;
 pub mod upload;

@@ -7,8 +7,8 @@ use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
-use super::tls_io::{TlsReader, TlsWriter};
 use crate::http::conn::ReadSource;
+use crate::tls::io::{TlsReader, TlsWriter};
 
 /// The read half.
 pub enum UpstreamReader {

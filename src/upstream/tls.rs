@@ -21,10 +21,10 @@ use rustls::pki_types::ServerName;
 use rustls::{AlertDescription, CertificateError, ClientConfig, ClientConnection, RootCertStore};
 
 use super::stream::{UpstreamReader, UpstreamWriter};
-use super::tls_io::{self, HandshakeError};
 use crate::config::UpstreamTls;
 use crate::error::UpstreamErrorKind;
 use crate::fxhash::FxBuildHasher;
+use crate::tls::io::{self as tls_io, HandshakeError};
 
 /// What a worker needs to open TLS connections for one location.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! The accept loop of one worker on its own `SO_REUSEPORT` socket (design §5 step 1).
 //!
 //! Each accepted connection gets its own task (and `TCP_NODELAY` before its second write), split into owned read and
-//! write halves for the HTTP/1.1 session, and is counted in the worker's open connections
+//! write halves for the HTTP/1.1 session (after a TLS handshake when the generation has a
+//! `tls` block, see [`crate::tls::server`]), and is counted in the worker's open connections
 //! until it ends. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the loop: they are
 //! logged at most once per second and retried after a short pause. The loop ends when its
 //! stop signal fires (a new listener took over, or draining began); the socket closes then.
@@ -15,6 +16,7 @@ use monoio::time::Instant;
 
 use crate::http::session;
 use crate::sys::ClientStream;
+use crate::tls;
 use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
 
@@ -48,14 +50,26 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
                 // TCP_NODELAY (without it, small responses wait for delayed ACKs, see
                 // monoio-notes) is set by the session before a connection's second write.
                 let (stream, abort) = ClientStream::new(stream);
-                let (rd, wr) = stream.into_split();
                 worker.metrics.connection_opened();
                 let guard = ConnectionGuard(worker.clone());
                 let w = worker.clone();
-                monoio::spawn(async move {
-                    session::serve(rd, wr, abort, peer, w).await;
-                    drop(guard);
-                });
+                // The generation's listener config decides: a reload that changes the
+                // certificate reaches the next accepted connection.
+                match worker.generation().server_tls.clone() {
+                    Some(config) => {
+                        monoio::spawn(async move {
+                            tls::server::serve(stream, abort, peer, w, config).await;
+                            drop(guard);
+                        });
+                    }
+                    None => {
+                        let (rd, wr) = stream.into_split();
+                        monoio::spawn(async move {
+                            session::serve(rd, wr, abort, peer, false, w).await;
+                            drop(guard);
+                        });
+                    }
+                }
             }
             Err(e) => {
                 let now = Instant::now();

@@ -157,7 +157,7 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
                 let prepared = if ctx.fail_prepare {
                     Err("test fault hook: prepare refused".to_owned())
                 } else {
-                    Generation::prepare(snapshot, &state.tls_configs)
+                    Generation::prepare(snapshot, &state.tls_configs, &state.server_configs)
                 };
                 let result = prepared.map(|next| {
                     pending = Some((gen, next, listener));

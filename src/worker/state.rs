@@ -10,6 +10,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use rustls::ServerConfig;
+
 use crate::endpoints::{HealthEndpoints, MetricsEndpoint};
 use crate::http::limits::SessionLimits;
 use crate::lifecycle::Lifecycle;
@@ -19,6 +21,7 @@ use crate::relay::HeldBytes;
 use crate::request_id::IdGenerator;
 use crate::route::Router;
 use crate::snapshot::Snapshot;
+use crate::tls::server::ServerConfigs;
 use crate::upstream::connect::Resolver;
 use crate::upstream::pool::Pool;
 use crate::upstream::route::WorkerRoute;
@@ -33,6 +36,8 @@ pub struct Generation {
     pub limits: SessionLimits,
     pub health: HealthEndpoints,
     pub metrics: MetricsEndpoint,
+    /// The TLS listener's server config (this worker's own), when `tls` is set.
+    pub server_tls: Option<Arc<ServerConfig>>,
     /// This worker's clone of the router: its own regex caches (design §1 "the rule").
     pub router: Router,
     /// Same order as `router`.
@@ -40,9 +45,17 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// This worker's view of `snapshot`; TLS client configs come from (and go into) `configs`.
-    /// `Err` when rustls refuses to build a client config.
-    pub fn prepare(snapshot: Arc<Snapshot>, configs: &ClientConfigs) -> Result<Generation, String> {
+    /// This worker's view of `snapshot`; TLS client configs come from (and go into) `configs`,
+    /// the listener's server config from `servers`. `Err` when rustls refuses to build one.
+    pub fn prepare(
+        snapshot: Arc<Snapshot>,
+        configs: &ClientConfigs,
+        servers: &ServerConfigs,
+    ) -> Result<Generation, String> {
+        let server_tls = match &snapshot.config.tls {
+            Some(tls) => Some(servers.get_or_build(tls)?),
+            None => None,
+        };
         let routes = snapshot
             .targets
             .iter()
@@ -54,6 +67,7 @@ impl Generation {
             metrics: MetricsEndpoint::from_config(&snapshot.config.metrics),
             router: snapshot.router.clone(),
             routes,
+            server_tls,
             snapshot,
         })
     }
@@ -81,6 +95,8 @@ pub struct WorkerState {
     /// TLS client configs by content hash (design §1: one per worker), kept across
     /// generations so a reload with unchanged files keeps their session caches.
     pub tls_configs: ClientConfigs,
+    /// The TLS listener's server config, kept while its files are unchanged.
+    pub server_configs: ServerConfigs,
     /// Process-wide flags the control thread writes (ready, draining).
     pub lifecycle: Arc<Lifecycle>,
     /// Fired when this worker starts draining: idle connections close.
@@ -98,7 +114,8 @@ impl WorkerState {
         reports: crossbeam_channel::Sender<Report>,
     ) -> Result<Self, String> {
         let tls_configs = ClientConfigs::default();
-        let first = Generation::prepare(snapshot, &tls_configs)?;
+        let server_configs = ServerConfigs::default();
+        let first = Generation::prepare(snapshot, &tls_configs, &server_configs)?;
         Ok(WorkerState {
             id,
             ids: IdGenerator::new(),
@@ -110,6 +127,7 @@ impl WorkerState {
             lifecycle,
             drain: LocalSignal::default(),
             tls_configs,
+            server_configs,
             generation: RefCell::new(Rc::new(first)),
         })
     }

@@ -146,9 +146,6 @@ fn header_rules() {
 #[test]
 fn not_supported_yet() {
     let yaml = r#"
-tls:
-  cert_file: c.pem
-  key_file: k.pem
 plugins:
   directory: ./plugins
   public_key_path: k.pub
@@ -166,7 +163,6 @@ locations:
     assert_eq!(
         errors(yaml),
         [
-            "c.yaml: tls: not supported yet (TLS listener)",
             "c.yaml: plugins: not supported yet (plugins)",
             "c.yaml: transport.http.force_http2: not supported yet (HTTP/2 upstreams)",
             "c.yaml: locations[0].enable_websocket: not supported yet (WebSocket)",
@@ -185,7 +181,6 @@ fn plugin_and_tls_required_fields() {
             "c.yaml: plugins: not supported yet (plugins)",
             "c.yaml: plugins.public_key_path: required when plugins.directory is set",
             "c.yaml: plugins.public_key_hash: must be 64 hexadecimal characters (the SHA-256 of the public key file)",
-            "c.yaml: tls: not supported yet (TLS listener)",
             "c.yaml: tls.cert_file: required in a tls block",
             "c.yaml: tls.key_file: required in a tls block",
             "c.yaml: tls.alpn[0]: unsupported protocol \"h3\": expected h2 or http/1.1",

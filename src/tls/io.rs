@@ -1,8 +1,10 @@
-//! A rustls client session over the two owned halves of a monoio `TcpStream`: the handshake,
-//! then a read half and a write half that the forwarder uses side by side (an upload and the
-//! response read run at once, design §5).
+//! A rustls session over the two owned halves of a monoio socket: the handshake, then a read
+//! half and a write half used side by side (an upload and the response read run at once,
+//! design §5). Shared by both sides: upstream connections (a `ClientConnection` over a
+//! `TcpStream`) and the TLS listener (a `ServerConnection` over a [`ClientStream`](crate::sys::ClientStream), whose
+//! abort still ends in a reset).
 //!
-//! Both halves share one `ClientConnection` through an `Rc<RefCell<…>>` that is borrowed only
+//! Both halves share one `rustls::Connection` through an `Rc<RefCell<…>>` that is borrowed only
 //! between awaits, never across one: each half owns its ciphertext buffer and is the only one
 //! to touch its direction of the socket. The read half never writes — what rustls queues
 //! while reading (an alert, a key-update answer) goes out with the next write — so a failed
@@ -17,13 +19,17 @@ use std::mem;
 use std::rc::Rc;
 
 use monoio::buf::{IoBufMut, SliceMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Split,
+    Splitable,
+};
 use monoio::net::TcpStream;
 use monoio::BufResult;
-use rustls::ClientConnection;
+use rustls::Connection;
 
-use super::tls::noticing_cert_request;
 use crate::http::conn::ReadSource;
+use crate::http::response::WriteSink;
+use crate::upstream::tls::noticing_cert_request;
 
 /// Ciphertext read per socket read at first: one full TLS record (16 KiB plus header and
 /// overhead).
@@ -45,9 +51,9 @@ pub enum HandshakeError {
 }
 
 /// The read half of an established session.
-pub struct TlsReader {
-    tcp: OwnedReadHalf<TcpStream>,
-    session: Rc<RefCell<ClientConnection>>,
+pub struct TlsReader<T = TcpStream> {
+    tcp: OwnedReadHalf<T>,
+    session: Rc<RefCell<Connection>>,
     /// Ciphertext read from the socket; `cipher[pos..]` is not yet handed to rustls.
     cipher: Vec<u8>,
     pos: usize,
@@ -60,18 +66,23 @@ pub struct TlsReader {
 }
 
 /// The write half of an established session.
-pub struct TlsWriter {
-    tcp: OwnedWriteHalf<TcpStream>,
-    session: Rc<RefCell<ClientConnection>>,
+pub struct TlsWriter<T: AsyncWriteRent = TcpStream> {
+    tcp: OwnedWriteHalf<T>,
+    session: Rc<RefCell<Connection>>,
     /// Ciphertext on its way to the socket (kept to reuse its allocation).
     out: Vec<u8>,
 }
 
-/// Runs the client handshake on `tcp`; on success the session's two halves.
-pub async fn handshake(
-    tcp: TcpStream,
-    mut session: ClientConnection,
-) -> Result<(TlsReader, TlsWriter), HandshakeError> {
+/// Runs the handshake of `session` (client or server) on `tcp`; on success the session's two
+/// halves.
+pub async fn handshake<T>(
+    tcp: T,
+    session: impl Into<Connection>,
+) -> Result<(TlsReader<T>, TlsWriter<T>), HandshakeError>
+where
+    T: Split + AsyncReadRent + AsyncWriteRent,
+{
+    let mut session: Connection = session.into();
     let (mut rd, mut wr) = tcp.into_split();
     let mut cipher = Vec::with_capacity(CIPHER_READ);
     let mut pos = 0;
@@ -143,7 +154,7 @@ fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-impl TlsReader {
+impl<T: AsyncReadRent> TlsReader<T> {
     /// Whether the server asked for a client certificate during the handshake.
     pub fn cert_requested(&self) -> bool {
         self.cert_requested
@@ -248,7 +259,7 @@ impl TlsReader {
     }
 }
 
-impl ReadSource for TlsReader {
+impl<T: AsyncReadRent> ReadSource for TlsReader<T> {
     async fn read_some(&mut self, buf: SliceMut<Vec<u8>>) -> BufResult<usize, SliceMut<Vec<u8>>> {
         let (begin, end) = (buf.begin(), buf.end());
         let mut vec = buf.into_inner();
@@ -261,7 +272,7 @@ impl ReadSource for TlsReader {
     }
 }
 
-impl TlsWriter {
+impl<T: AsyncWriteRent> TlsWriter<T> {
     /// Encrypts and sends all of `data`; hands the buffer back like monoio's `write_all`.
     pub async fn write_all(&mut self, data: Vec<u8>) -> BufResult<usize, Vec<u8>> {
         let mut sent = 0;
@@ -296,5 +307,35 @@ impl TlsWriter {
                 return (Err(e), data);
             }
         }
+    }
+}
+
+impl<T: AsyncWriteRent> TlsWriter<T> {
+    /// Sends close_notify, then half-closes the socket (which an aborted client connection
+    /// skips, so its close stays a pure reset).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        let mut out = mem::take(&mut self.out);
+        out.clear();
+        {
+            let mut session = self.session.borrow_mut();
+            session.send_close_notify();
+            while session.wants_write() {
+                session.write_tls(&mut out)?;
+            }
+        }
+        let (res, back) = self.tcp.write_all(out).await;
+        self.out = back;
+        res?;
+        self.tcp.shutdown().await
+    }
+}
+
+impl<T: AsyncWriteRent> WriteSink for TlsWriter<T> {
+    async fn write_all_owned(&mut self, buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
+        self.write_all(buf).await
+    }
+
+    async fn close_write(&mut self) -> io::Result<()> {
+        self.shutdown().await
     }
 }

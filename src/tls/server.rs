@@ -1,0 +1,106 @@
+//! The TLS listener on a worker (spec §2 `tls`): its rustls server config and the handshake
+//! that comes before the HTTP/1.1 session.
+//!
+//! Each worker builds its own `ServerConfig` from the snapshot's loaded material (design §1: a
+//! rustls config holds its session cache behind a lock, so it is never shared between cores)
+//! and keeps it while the material's content hash stays the same. A reload (SIGHUP re-reads
+//! the files) with a new certificate gives new connections a new config; open connections keep
+//! the session they were built with. ALPN offers only `http/1.1` until HTTP/2 exists. With
+//! `client_ca_file`, client certificates are required and verified against it. The handshake
+//! runs under the header read timeout; failures are logged at debug and end only their
+//! connection. Worker thread only.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+
+use super::io::{self, HandshakeError};
+use crate::config::ListenerTls;
+use crate::http::session;
+use crate::sys::{AbortHandle, ClientStream};
+use crate::worker::state::WorkerState;
+
+/// One worker's server config for the current listener material.
+#[derive(Default)]
+pub struct ServerConfigs {
+    last: RefCell<Option<(u64, Arc<ServerConfig>)>>,
+}
+
+impl ServerConfigs {
+    /// The config for `tls`: the previous one when the content is unchanged, else a new one.
+    pub fn get_or_build(&self, tls: &ListenerTls) -> Result<Arc<ServerConfig>, String> {
+        if let Some((settings, config)) = &*self.last.borrow() {
+            if *settings == tls.settings {
+                return Ok(config.clone());
+            }
+        }
+        let config = Arc::new(build_server_config(tls).map_err(|e| format!("tls: {e}"))?);
+        *self.last.borrow_mut() = Some((tls.settings, config.clone()));
+        Ok(config)
+    }
+}
+
+/// A server config from loaded material, with the ring provider chosen explicitly.
+pub fn build_server_config(tls: &ListenerTls) -> Result<ServerConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(bundle) => {
+            let mut roots = RootCertStore::empty();
+            for cert in &bundle.certs {
+                roots.add(cert.clone())?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config =
+        builder.with_single_cert(tls.identity.chain.clone(), tls.identity.key.clone_key())?;
+    // HTTP/1.1 only until HTTP/2 exists, whatever `alpn` lists (a listed h2 was warned about).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Handshakes on an accepted connection, then serves HTTP/1.1 over it.
+pub async fn serve(
+    stream: ClientStream,
+    abort: AbortHandle,
+    peer: SocketAddr,
+    worker: Rc<WorkerState>,
+    config: Arc<ServerConfig>,
+) {
+    let conn = match ServerConnection::new(config) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::debug!(client = %peer, error = %e, "TLS session not created");
+            return;
+        }
+    };
+    let timeout = worker.session_limits().header_read_timeout;
+    let work = io::handshake(stream, conn);
+    let done = if timeout.is_zero() {
+        Ok(work.await)
+    } else {
+        monoio::time::timeout(timeout, work).await
+    };
+    match done {
+        Ok(Ok((rd, wr))) => session::serve(rd, wr, abort, peer, true, worker).await,
+        Ok(Err(HandshakeError::Tls { error, .. })) => {
+            tracing::debug!(client = %peer, error = %error, "TLS handshake refused");
+        }
+        Ok(Err(HandshakeError::Io(e))) => {
+            tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            tracing::debug!(client = %peer, "TLS handshake timed out");
+        }
+    }
+}
