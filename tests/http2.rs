@@ -124,6 +124,12 @@ fn get_reaches_the_http1_upstream_with_host_from_authority_and_cookies_joined() 
 
         let r = get(&client, "/status/404").await;
         assert_eq!(r.status, 404);
+
+        // Larger than every flow-control window on both sides.
+        let r = get(&client, "/bytes/3000000").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 3_000_000);
+        assert!(r.body == pattern(3_000_000));
     });
 }
 
@@ -250,6 +256,44 @@ fn header_limits_answer_431_on_the_stream_only() {
         let r = get(&client, "/bytes/10").await;
         assert_eq!(r.status, 200);
         assert!(!done.is_finished());
+    });
+}
+
+#[test]
+fn interim_responses_and_response_trailers_are_forwarded() {
+    let e = Echo::start();
+    let d = dito(&e, "");
+    run(async {
+        let (client, _) = connect(d.addr).await;
+        let mut c = client.clone().ready().await.unwrap();
+        let (mut resp, _) = c
+            .send_request(req("GET", "/early-hints").body(()).unwrap(), true)
+            .unwrap();
+        let interim = std::future::poll_fn(|cx| resp.poll_informational(cx))
+            .await
+            .expect("a 1xx")
+            .unwrap();
+        assert_eq!(interim.status().as_u16(), 103);
+        assert_eq!(
+            interim.headers().get("link").unwrap(),
+            "</style.css>; rel=preload"
+        );
+        let r = read_reply(resp).await.unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, "final\n"));
+
+        let mut c = client.clone().ready().await.unwrap();
+        let (resp, _) = c
+            .send_request(req("GET", "/trailers").body(()).unwrap(), true)
+            .unwrap();
+        let (parts, mut body) = resp.await.unwrap().into_parts();
+        assert_eq!(parts.status, 200);
+        let mut data = Vec::new();
+        while let Some(chunk) = body.data().await {
+            data.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(data, b"hello\n");
+        let trailers = body.trailers().await.unwrap().expect("trailers");
+        assert_eq!(trailers.get("x-checksum").unwrap(), "abc123");
     });
 }
 
