@@ -298,6 +298,21 @@ fn interim_responses_and_response_trailers_are_forwarded() {
 }
 
 #[test]
+fn an_idle_connection_gets_goaway_after_the_keep_alive_timeout() {
+    let e = Echo::start();
+    let d = dito(&e, "request_limits:\n  keep_alive_timeout: 1s\n");
+    run(async {
+        let (client, done) = connect(d.addr).await;
+        let r = get(&client, "/slow-head?ms=1500").await;
+        assert_eq!(r.status, 200, "a stream longer than the timeout is not cut");
+        let started = std::time::Instant::now();
+        assert!(done.await.unwrap(), "the connection did not end cleanly");
+        let idle = started.elapsed();
+        assert!(idle < Duration::from_secs(5), "closed after {idle:?}");
+    });
+}
+
+#[test]
 fn sigterm_sends_goaway_and_in_flight_streams_finish() {
     let e = Echo::start();
     let d = dito(&e, "logging:\n  format: json\n");

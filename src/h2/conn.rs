@@ -79,11 +79,14 @@ where
     };
     let active = Rc::new(Cell::new(0usize));
     let mut draining = false;
+    // Like HTTP/1.1: a new connection waits for its first request under the header timeout,
+    // later idle periods under the keep-alive timeout.
+    let mut idle_for = limits.header_read_timeout;
     loop {
         let event = if draining {
             Event::Stream(Box::new(conn.accept().await))
         } else {
-            let idle = idle_wait(&active, limits.keep_alive_timeout);
+            let idle = idle_wait(&active, idle_for);
             monoio::select! {
                 s = conn.accept() => Event::Stream(Box::new(s)),
                 _ = worker.drain.wait() => Event::Drain,
@@ -93,6 +96,7 @@ where
         match event {
             Event::Stream(s) => match *s {
                 Some(Ok((req, respond))) => {
+                    idle_for = limits.keep_alive_timeout;
                     let (w, active) = (worker.clone(), active.clone());
                     active.set(active.get() + 1);
                     monoio::spawn(async move {
@@ -118,6 +122,8 @@ where
 
 /// Resolves once the connection has had no open stream for `idle`; pending while any is.
 async fn idle_wait(active: &Cell<usize>, idle: Duration) {
+    // A zero timeout must not turn the re-checks into a busy loop.
+    let idle = idle.max(Duration::from_millis(10));
     loop {
         monoio::time::sleep(idle).await;
         if active.get() == 0 {
