@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
+use monoio::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::Prefixed;
@@ -77,7 +78,10 @@ where
             return;
         }
     };
-    let active = Rc::new(Cell::new(0usize));
+    let activity = Rc::new(Activity {
+        open: Cell::new(0),
+        since: Cell::new(Instant::now()),
+    });
     let mut draining = false;
     // Like HTTP/1.1: a new connection waits for its first request under the header timeout,
     // later idle periods under the keep-alive timeout.
@@ -86,7 +90,7 @@ where
         let event = if draining {
             Event::Stream(Box::new(conn.accept().await))
         } else {
-            let idle = idle_wait(&active, idle_for);
+            let idle = idle_wait(&activity, idle_for);
             monoio::select! {
                 s = conn.accept() => Event::Stream(Box::new(s)),
                 _ = worker.drain.wait() => Event::Drain,
@@ -97,11 +101,12 @@ where
             Event::Stream(s) => match *s {
                 Some(Ok((req, respond))) => {
                     idle_for = limits.keep_alive_timeout;
-                    let (w, active) = (worker.clone(), active.clone());
-                    active.set(active.get() + 1);
+                    let (w, activity) = (worker.clone(), activity.clone());
+                    activity.open.set(activity.open.get() + 1);
                     monoio::spawn(async move {
                         serve_stream(req, respond, peer, w).await;
-                        active.set(active.get() - 1);
+                        activity.open.set(activity.open.get() - 1);
+                        activity.since.set(Instant::now());
                     });
                 }
                 Some(Err(e)) => {
@@ -120,15 +125,29 @@ where
     account(&worker, &counts);
 }
 
-/// Resolves once the connection has had no open stream for `idle`; pending while any is.
-async fn idle_wait(active: &Cell<usize>, idle: Duration) {
+/// Open streams, and when the last one ended (or the connection began).
+struct Activity {
+    open: Cell<usize>,
+    since: Cell<Instant>,
+}
+
+/// Resolves once the connection has had no open stream for `idle`.
+async fn idle_wait(activity: &Activity, idle: Duration) {
     // A zero timeout must not turn the re-checks into a busy loop.
     let idle = idle.max(Duration::from_millis(10));
     loop {
-        monoio::time::sleep(idle).await;
-        if active.get() == 0 {
+        let due = activity.since.get() + idle;
+        let now = Instant::now();
+        if activity.open.get() == 0 && now >= due {
             return;
         }
+        // While streams are open, look again after a full period.
+        let wait = if activity.open.get() == 0 {
+            due - now
+        } else {
+            idle
+        };
+        monoio::time::sleep(wait).await;
     }
 }
 
