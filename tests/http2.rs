@@ -125,6 +125,15 @@ fn get_reaches_the_http1_upstream_with_host_from_authority_and_cookies_joined() 
         let r = get(&client, "/status/404").await;
         assert_eq!(r.status, 404);
 
+        let mut c = client.clone().ready().await.unwrap();
+        let (resp, _) = c
+            .send_request(req("HEAD", "/bytes/100").body(()).unwrap(), true)
+            .unwrap();
+        let r = read_reply(resp).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.headers.get("content-length").unwrap(), "100");
+        assert!(r.body.is_empty());
+
         // Larger than every flow-control window on both sides.
         let r = get(&client, "/bytes/3000000").await;
         assert_eq!(r.status, 200);
