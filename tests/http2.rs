@@ -279,7 +279,7 @@ fn header_limits_answer_431_on_the_stream_only() {
     let e = Echo::start();
     let d = dito(
         &e,
-        "request_limits:\n  max_header_bytes: 2048\n  max_headers: 10\n",
+        "request_limits:\n  max_header_bytes: 2048\n  max_headers: 10\nmetrics:\n  enabled: true\n",
     );
     run(async {
         let (client, done) = connect(d.addr).await;
@@ -309,6 +309,19 @@ fn header_limits_answer_431_on_the_stream_only() {
 
         let r = get(&client, "/bytes/10").await;
         assert_eq!(r.status, 200);
+        // Dito's own 431 is counted as a rejection (h2's own 431 never reaches Dito).
+        let key = [("reason", "headers_too_large")];
+        let mut counted = None;
+        for _ in 0..100 {
+            let m = get(&client, "/metrics").await;
+            let scrape = support::prom::parse(&m.text()).unwrap();
+            counted = scrape.value("dito_requests_rejected_total", &key);
+            if counted == Some(1.0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(counted, Some(1.0));
         assert!(!done.is_finished());
     });
 }

@@ -21,6 +21,7 @@ use crate::error::ProxyError;
 use crate::http::body::BodyError;
 use crate::http::request::HeadError;
 use crate::http::response::Response;
+use crate::observe;
 use crate::pipeline::{self, RequestCtx};
 use crate::worker::state::WorkerState;
 
@@ -40,6 +41,7 @@ pub async fn serve_stream(
         Ok(h) => h,
         Err(H2HeadError::Malformed(reason)) => {
             tracing::debug!(client = %peer, reason, "malformed HTTP/2 request");
+            observe::request::count_rejected(&worker, &ProxyError::BadRequest(reason));
             exchange.sink.reset(Reason::PROTOCOL_ERROR);
             return;
         }
@@ -50,6 +52,7 @@ pub async fn serve_stream(
                 HeadError::HeadersTooLarge | HeadError::Http2Preface => ProxyError::HeadersTooLarge,
             };
             tracing::debug!(client = %peer, status = err.status(), "HTTP/2 request rejected");
+            observe::request::count_rejected(&worker, &err);
             let request_id = worker.ids.generate();
             let _ = exchange.respond(&err.to_response(&request_id), true).await;
             return;
