@@ -23,6 +23,7 @@ pub mod downstream;
 pub mod endpoints;
 pub mod error;
 pub mod fxhash;
+pub mod h2;
 pub mod http;
 pub mod json;
 pub mod lifecycle;

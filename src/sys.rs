@@ -90,6 +90,11 @@ impl AbortHandle {
 }
 
 impl ClientStream {
+    /// The TCP stream itself (for a protocol that does not use the reset-on-abort).
+    pub fn into_inner(self) -> TcpStream {
+        self.inner
+    }
+
     pub fn new(inner: TcpStream) -> (ClientStream, AbortHandle) {
         let no_fin = Rc::new(Cell::new(false));
         let handle = AbortHandle {

@@ -121,9 +121,41 @@ const BAD_REQUESTS: &[(&str, &[u8])] = &[
     ),
     ("invalid method", b"G{T / HTTP/1.1\r\nHost: a\r\n\r\n"),
     ("invalid version", b"GET / HTTP/1.7\r\nHost: a\r\n\r\n"),
-    ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
     ("bare LF", b"GET / HTTP/1.1\nHost: a\n\n"),
 ];
+
+/// A connection that opens with the HTTP/2 preface is HTTP/2 with prior knowledge (h2c, issue
+/// 9): Dito answers with its SETTINGS frame, not an HTTP/1.1 400.
+#[test]
+fn http2_preface_on_a_fresh_connection_is_answered_with_http2_settings() {
+    use std::io::{Read, Write};
+    let d = dito();
+    let mut s = std::net::TcpStream::connect(d.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    let mut frame = [0u8; 9];
+    s.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[3], 0x4, "not a SETTINGS frame: {frame:?}");
+    assert_eq!(
+        &frame[5..9],
+        &[0, 0, 0, 0],
+        "SETTINGS on a stream: {frame:?}"
+    );
+}
+
+/// After an HTTP/1.1 request the preface is just a bad request line.
+#[test]
+fn http2_preface_after_an_http1_request_gets_400_and_a_close() {
+    let d = dito();
+    let mut c = Client::connect(d.addr);
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(c.ending(Duration::from_secs(5)), Ending::Closed);
+}
 
 #[test]
 fn every_bad_request_gets_400_and_a_close() {

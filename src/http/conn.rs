@@ -82,6 +82,12 @@ impl<R: ReadSource> ConnReader<R> {
         &self.io
     }
 
+    /// The read half and the unconsumed bytes (for a hand-off to another protocol).
+    pub fn into_parts(mut self) -> (R, Vec<u8>) {
+        self.buf.drain(..self.start);
+        (self.io, self.buf)
+    }
+
     /// Unconsumed bytes.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..]

@@ -29,6 +29,8 @@ pub enum HeadError {
 pub enum Version {
     Http10,
     Http11,
+    /// An HTTP/2 stream (heads built by [`RequestHead::assemble`]).
+    Http2,
 }
 
 /// How the request body is delimited (spec §3, §7).
@@ -333,7 +335,7 @@ fn build_head(
         (None, None) => None,
     };
     let keep_alive = match version {
-        Version::Http11 => !facts.conn_close,
+        Version::Http11 | Version::Http2 => !facts.conn_close,
         Version::Http10 => facts.conn_keep_alive && !facts.conn_close,
     };
     Ok(RequestHead {
@@ -529,6 +531,9 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
     }
     Ok(v.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
 }
+
+#[path = "request_assemble.rs"]
+mod assemble;
 
 #[cfg(test)]
 #[path = "request_tests.rs"]

@@ -164,6 +164,11 @@ impl<W: WriteSink> ConnWriter<W> {
         self.flush().await
     }
 
+    /// The write half back (for a hand-off to another protocol), with the bytes written.
+    pub fn into_inner(self) -> W {
+        self.io
+    }
+
     /// The pending output: callers append wire bytes here, then [`flush`](Self::flush).
     pub fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.buf

@@ -31,7 +31,16 @@ use crate::worker::state::WorkerState;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: u64 = 1024 * 1024;
 
-/// Serves one accepted client connection until it closes.
+/// How a connection left the HTTP/1.1 session.
+pub enum Served<R, W> {
+    /// It is finished.
+    Closed,
+    /// It opened with the HTTP/2 connection preface (h2c with prior knowledge): the halves
+    /// and the bytes read so far, preface included, for the HTTP/2 server.
+    Http2 { rd: R, wr: W, read: Vec<u8> },
+}
+
+/// Serves one accepted client connection until it closes or turns out to be HTTP/2.
 /// `abort` ends the connection with a reset when a response cannot be completed; `tls`: the
 /// connection came through the TLS listener.
 pub async fn serve<R, W>(
@@ -41,7 +50,8 @@ pub async fn serve<R, W>(
     peer: SocketAddr,
     tls: bool,
     worker: Rc<WorkerState>,
-) where
+) -> Served<R, W>
+where
     R: ReadSource,
     W: WriteSink,
 {
@@ -52,11 +62,25 @@ pub async fn serve<R, W>(
     let mut transferred = Transferred::default();
     loop {
         let limits = worker.session_limits();
-        let head = match read_head(&mut reader, &limits, first, &worker.drain, &mut storage).await {
-            HeadRead::Head(h) => h,
-            HeadRead::Closed => {
+        let read = read_head(&mut reader, &limits, first, &worker.drain, &mut storage).await;
+        let read = match read {
+            HeadRead::Http2 if first => {
                 transferred.account(&worker, &reader, &writer);
-                return;
+                let (rd, read) = reader.into_parts();
+                let wr = writer.into_inner();
+                return Served::Http2 { rd, wr, read };
+            }
+            HeadRead::Http2 => HeadRead::Reject(
+                ProxyError::BadRequest("HTTP/2 preface"),
+                "HTTP/2 preface after an HTTP/1.1 request",
+            ),
+            other => other,
+        };
+        let head = match read {
+            HeadRead::Head(h) => h,
+            HeadRead::Http2 | HeadRead::Closed => {
+                transferred.account(&worker, &reader, &writer);
+                return Served::Closed;
             }
             HeadRead::Reject(err, reason) => {
                 tracing::debug!(client = %peer, status = err.status(), reason, "request rejected");
@@ -79,7 +103,7 @@ pub async fn serve<R, W>(
                     linger_close(&mut reader, &mut writer).await;
                 }
                 transferred.account(&worker, &reader, &writer);
-                return;
+                return Served::Closed;
             }
         };
         first = false;
@@ -101,7 +125,7 @@ pub async fn serve<R, W>(
         transferred.account(&worker, &reader, &writer);
         if aborted {
             // Dropping the socket now sends the reset the abort asked for.
-            return;
+            return Served::Closed;
         }
         if outcome.close || !keeps {
             // A client that asked to close and whose request was read to the end has nothing
@@ -114,7 +138,7 @@ pub async fn serve<R, W>(
             } else if clean {
                 abort.close_plainly();
             }
-            return;
+            return Served::Closed;
         }
         storage = head.into_storage();
     }
@@ -151,6 +175,8 @@ enum HeadRead {
     Closed,
     /// Answer with this error and close.
     Reject(ProxyError, &'static str),
+    /// The HTTP/2 connection preface.
+    Http2,
 }
 
 async fn read_head<R: ReadSource>(
@@ -213,10 +239,7 @@ fn reject(e: HeadError) -> HeadRead {
         HeadError::HeadersTooLarge => {
             HeadRead::Reject(ProxyError::HeadersTooLarge, "header section too large")
         }
-        HeadError::Http2Preface => HeadRead::Reject(
-            ProxyError::BadRequest("HTTP/2 preface"),
-            "HTTP/2 preface on an HTTP/1 port",
-        ),
+        HeadError::Http2Preface => HeadRead::Http2,
     }
 }
 

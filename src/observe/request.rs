@@ -78,6 +78,13 @@ fn head_rejection(err: &ProxyError) -> Option<RejectReason> {
     })
 }
 
+/// Counts a refused head that has no request line to log (an HTTP/2 stream's head).
+pub fn count_rejected(worker: &WorkerState, err: &ProxyError) {
+    if let Some(reason) = head_rejection(err) {
+        worker.metrics.rejected(reason);
+    }
+}
+
 /// Observes a request refused while its head was read (400, 408, 414, 431): always counted as
 /// a rejection; counted and logged as a request too when its request line was parsed.
 /// `head_bytes`: the unconsumed bytes the head was being read from.
@@ -125,6 +132,7 @@ fn protocol(v: Version) -> &'static str {
     match v {
         Version::Http10 => "HTTP/1.0",
         Version::Http11 => "HTTP/1.1",
+        Version::Http2 => "HTTP/2.0",
     }
 }
 

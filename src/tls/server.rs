@@ -20,7 +20,7 @@ use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
 use super::io::{self, HandshakeError};
 use crate::config::ListenerTls;
-use crate::http::session;
+use crate::http::session::{self, Served};
 use crate::sys::{AbortHandle, ClientStream};
 use crate::worker::state::WorkerState;
 
@@ -92,7 +92,13 @@ pub async fn serve(
         monoio::time::timeout(timeout, work).await
     };
     match done {
-        Ok(Ok((rd, wr))) => session::serve(rd, wr, abort, peer, true, worker).await,
+        Ok(Ok((rd, wr))) => {
+            if let Served::Http2 { .. } = session::serve(rd, wr, abort, peer, true, worker).await {
+                // ALPN offered only http/1.1: a client that still sends the HTTP/2 preface
+                // is not speaking the protocol it agreed to. Close.
+                tracing::debug!(client = %peer, "HTTP/2 preface on a TLS connection without ALPN h2");
+            }
+        }
         Ok(Err(HandshakeError::Tls { error, .. })) => {
             tracing::debug!(client = %peer, error = %error, "TLS handshake refused");
         }

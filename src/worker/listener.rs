@@ -10,12 +10,12 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::io::Splitable;
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpListener;
 use monoio::time::Instant;
 
-use crate::http::session;
-use crate::sys::ClientStream;
+use crate::http::session::{self, Served};
+use crate::sys::{self, ClientStream};
 use crate::tls;
 use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
@@ -65,7 +65,11 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
                     None => {
                         let (rd, wr) = stream.into_split();
                         monoio::spawn(async move {
-                            session::serve(rd, wr, abort, peer, false, w).await;
+                            if let Served::Http2 { rd, wr, read } =
+                                session::serve(rd, wr, abort, peer, false, w.clone()).await
+                            {
+                                serve_h2c(rd, wr, read, peer, w).await;
+                            }
                             drop(guard);
                         });
                     }
@@ -80,5 +84,25 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
                 monoio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
+    }
+}
+
+/// Hands a connection that opened with the HTTP/2 preface to the HTTP/2 server (h2c with
+/// prior knowledge; see docs/decisions.md, issue 9).
+async fn serve_h2c(
+    rd: OwnedReadHalf<ClientStream>,
+    wr: OwnedWriteHalf<ClientStream>,
+    read: Vec<u8>,
+    peer: std::net::SocketAddr,
+    worker: Rc<WorkerState>,
+) {
+    let Ok(stream) = rd.reunite(wr) else {
+        return;
+    };
+    let tcp = stream.into_inner();
+    sys::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&tcp));
+    match tcp.try_into_poll_io() {
+        Ok(io) => crate::h2::serve(crate::h2::Prefixed::new(read, io), peer, worker).await,
+        Err((e, _)) => tracing::debug!(client = %peer, error = %e, "HTTP/2 hand-off failed"),
     }
 }
