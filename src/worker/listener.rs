@@ -58,17 +58,20 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
                 match worker.generation().server_tls.clone() {
                     Some(config) => {
                         monoio::spawn(async move {
-                            tls::server::serve(stream, abort, peer, w, config).await;
+                            // Boxed: the task stays small, so the runtime's moves of it are
+                            // cheap; the ~9 KiB connection state is written once, on the heap.
+                            Box::pin(tls::server::serve(stream, abort, peer, w, config)).await;
                             drop(guard);
                         });
                     }
                     None => {
                         let (rd, wr) = stream.into_split();
                         monoio::spawn(async move {
-                            if let Served::Http2 { rd, wr, read } =
-                                session::serve(rd, wr, abort, peer, false, w.clone()).await
-                            {
-                                serve_h2c(rd, wr, read, peer, w).await;
+                            // Boxed, as above.
+                            let session =
+                                Box::pin(session::serve(rd, wr, abort, peer, false, w.clone()));
+                            if let Served::Http2 { rd, wr, read } = session.await {
+                                Box::pin(serve_h2c(rd, wr, read, peer, w)).await;
                             }
                             drop(guard);
                         });
