@@ -6,87 +6,17 @@
 
 mod support;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use h2::client::SendRequest;
+use support::h2client::{connect, echo_line, get, pattern, read_reply, req, run, WAIT};
 use support::{config, Dito, Echo};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn run<F: Future>(f: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move { tokio::time::timeout(WAIT, f).await.expect("test timed out") })
-}
 
 fn dito(echo: &Echo, top: &str) -> Dito {
     Dito::start(&config(&format!(
         "{top}locations:\n  - path: '^/'\n    target_url: 'http://{}'\n",
         echo.addr
     )))
-}
-
-/// An h2 connection with prior knowledge; the connection task runs until it ends, and its
-/// handle tells whether it ended cleanly.
-async fn connect(addr: SocketAddr) -> (SendRequest<Bytes>, tokio::task::JoinHandle<bool>) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-    let done = tokio::spawn(async move { conn.await.is_ok() });
-    (client, done)
-}
-
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-async fn read_reply(resp: h2::client::ResponseFuture) -> Result<Reply, h2::Error> {
-    let (parts, mut body) = resp.await?.into_parts();
-    let mut out = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk?;
-        body.flow_control().release_capacity(chunk.len()).unwrap();
-        out.extend_from_slice(&chunk);
-    }
-    Ok(Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: out,
-    })
-}
-
-fn req(method: &str, path: &str) -> http::request::Builder {
-    http::Request::builder()
-        .method(method)
-        .uri(format!("http://front.example{path}"))
-}
-
-async fn get(client: &SendRequest<Bytes>, path: &str) -> Reply {
-    let mut c = client.clone().ready().await.unwrap();
-    let (resp, _) = c
-        .send_request(req("GET", path).body(()).unwrap(), true)
-        .unwrap();
-    read_reply(resp).await.unwrap()
-}
-
-fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-fn echo_line<'a>(reply: &'a str, key: &str) -> Vec<&'a str> {
-    reply.lines().filter_map(|l| l.strip_prefix(key)).collect()
 }
 
 #[test]

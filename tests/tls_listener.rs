@@ -1,4 +1,4 @@
-//! The TLS listener (spec §2 `tls`, issue 9, HTTP/1.1 only): HTTP/1.1 over TLS to a plain
+//! The TLS listener (spec §2 `tls`, issue 9) with HTTP/1.1 clients: HTTP/1.1 over TLS to a plain
 //! upstream with `X-Forwarded-Proto: https` and HSTS, keep-alive, required and verified client
 //! certificates, certificate rotation on SIGHUP, garbage instead of a ClientHello, and
 //! `dito check` naming the key of a bad TLS file. Clients are rustls over std `TcpStream`.
@@ -58,7 +58,7 @@ fn client_config(roots: RootCertStore, identity: Option<&Pair>) -> Arc<ClientCon
             .unwrap(),
         None => b.with_no_client_auth(),
     };
-    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(c)
 }
 
@@ -129,18 +129,7 @@ fn https_to_plain_upstream_sets_proto_and_hsts_and_keeps_alive() {
             Some("max-age=31536000; includeSubDomains")
         );
     }
-    // Only http/1.1 is offered until HTTP/2 exists.
-    assert_eq!(s.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
-}
-
-#[test]
-fn listed_h2_is_accepted_with_a_warning() {
-    let pki = Pki::new();
-    let alpn = "  alpn: [h2, http/1.1]\n";
-    let (_e, d) = start(&tls_block(&pki.server.cert, &pki.server.key, None, alpn));
-    assert!(d.wait_for_output("h2 is not offered yet", Duration::from_secs(5)));
-    let mut s = connect(d.addr, client_config(pki.roots(), None));
-    assert_eq!(get(&mut s, "/echo").unwrap().status, 200);
+    // This client offers only http/1.1 (HTTP/2 over TLS is tests/http2_tls.rs).
     assert_eq!(s.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
 

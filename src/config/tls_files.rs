@@ -112,10 +112,16 @@ fn content_hash(roots: &CertBundle, identity: Option<&ClientIdentity>) -> u64 {
     h.finish().max(1)
 }
 
-/// The content hash of a listener's `tls` material (server identity, client CAs); never 0.
-pub(crate) fn listener_hash(identity: &ClientIdentity, client_ca: Option<&CertBundle>) -> u64 {
+/// The content hash of a listener's `tls` material (server identity, client CAs) and its ALPN
+/// list; never 0.
+pub(crate) fn listener_hash(
+    identity: &ClientIdentity,
+    client_ca: Option<&CertBundle>,
+    alpn: &[String],
+) -> u64 {
     let mut h = DefaultHasher::new();
-    "dito-listener-tls/1 alpn=http/1.1".hash(&mut h);
+    "dito-listener-tls/2".hash(&mut h);
+    alpn.hash(&mut h);
     identity.chain.hash(&mut h);
     identity.key.secret_der().hash(&mut h);
     client_ca.map(|b| &b.certs).hash(&mut h);

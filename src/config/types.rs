@@ -173,7 +173,7 @@ pub struct ListenerTls {
     pub key_file: PathBuf,
     /// Set = client certificates are required.
     pub client_ca_file: Option<PathBuf>,
-    /// As configured; only `http/1.1` is offered until HTTP/2 exists.
+    /// Offered by ALPN in this order (default `h2`, `http/1.1`).
     pub alpn: Vec<String>,
     /// The server certificate chain and its key, checked to match.
     pub identity: Arc<ClientIdentity>,

@@ -399,7 +399,7 @@ fn tls(f: &TlsFile, r: &mut Report) -> Option<ListenerTls> {
     let key_file = file_path(&f.key_file, "tls.key_file", r);
     let key_file = require(key_file, "tls.key_file", WHY, r);
     let client_ca_file = file_path(&f.client_ca_file, "tls.client_ca_file", r);
-    let alpn = match &f.alpn {
+    let alpn: Vec<String> = match &f.alpn {
         None => DEFAULT_ALPN.iter().map(|s| s.to_string()).collect(),
         Some(items) => items
             .iter()
@@ -407,12 +407,6 @@ fn tls(f: &TlsFile, r: &mut Report) -> Option<ListenerTls> {
             .filter_map(|(i, item)| {
                 let item = item.as_ref()?;
                 if DEFAULT_ALPN.contains(&item.as_str()) {
-                    if item == "h2" {
-                        r.warn(
-                            &format!("tls.alpn[{i}]"),
-                            "h2 is not offered yet: the TLS listener speaks HTTP/1.1 only",
-                        );
-                    }
                     Some(item.clone())
                 } else {
                     r.error(
@@ -449,7 +443,7 @@ fn tls(f: &TlsFile, r: &mut Report) -> Option<ListenerTls> {
         }
     };
     let client_ca = client_ca.ok()?;
-    let settings = tls_files::listener_hash(&identity, client_ca.as_deref());
+    let settings = tls_files::listener_hash(&identity, client_ca.as_deref(), &alpn);
     Some(ListenerTls {
         cert_file,
         key_file,

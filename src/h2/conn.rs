@@ -46,8 +46,9 @@ enum Event {
 }
 
 /// Serves one HTTP/2 connection until it closes. `io` starts with the connection preface
-/// (already-read bytes may be given back through [`Prefixed`]).
-pub async fn serve<T>(io: Prefixed<T>, peer: SocketAddr, worker: Rc<WorkerState>)
+/// (already-read bytes may be given back through [`Prefixed`]); `tls`: it is a TLS connection
+/// (ALPN `h2`), not h2c.
+pub async fn serve<T>(io: Prefixed<T>, peer: SocketAddr, tls: bool, worker: Rc<WorkerState>)
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -104,7 +105,7 @@ where
                     let (w, activity) = (worker.clone(), activity.clone());
                     activity.open.set(activity.open.get() + 1);
                     monoio::spawn(async move {
-                        serve_stream(req, respond, peer, w).await;
+                        serve_stream(req, respond, peer, tls, w).await;
                         activity.open.set(activity.open.get() - 1);
                         activity.since.set(Instant::now());
                     });

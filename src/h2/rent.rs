@@ -1,6 +1,6 @@
-//! Completion-style IO (monoio `AsyncReadRent` / `AsyncWriteRent` halves) as the poll-style
-//! tokio traits the h2 crate needs, for streams that have no poll-io form: the TLS listener's
-//! own rustls halves after ALPN `h2`. Each read and write is an owned-buffer operation moved
+//! Completion-style IO (a [`ReadSource`] and a [`WriteSink`] half, e.g. monoio's owned halves
+//! or the TLS listener's rustls halves) as the poll-style tokio traits the h2 crate needs, for
+//! streams that have no poll-io form: the TLS listener's connections after ALPN `h2`. Each read and write is an owned-buffer operation moved
 //! into a boxed future together with its half, which comes back when the operation ends. A
 //! write copies the caller's bytes and reports them written once the operation completes
 //! (the caller offers the same bytes again while it is pending, as h2 does). Set TCP_NODELAY
@@ -11,8 +11,11 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::buf::IoBufMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::http::conn::ReadSource;
+use crate::http::response::WriteSink;
 
 type Op<T> = Pin<Box<dyn Future<Output = T>>>;
 /// A read in flight: the half, its result and the buffer come back together.
@@ -57,7 +60,7 @@ fn gone() -> io::Error {
     )
 }
 
-impl<R: AsyncReadRent + 'static, W> AsyncRead for RentIo<R, W> {
+impl<R: ReadSource + 'static, W> AsyncRead for RentIo<R, W> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -74,8 +77,8 @@ impl<R: AsyncReadRent + 'static, W> AsyncRead for RentIo<R, W> {
                 b.clear();
                 b.reserve(READ_SIZE);
                 this.reading = Some(Box::pin(async move {
-                    let (r, b) = rd.read(b).await;
-                    (rd, r, b)
+                    let (r, b) = rd.read_some(b.slice_mut(0..READ_SIZE)).await;
+                    (rd, r, b.into_inner())
                 }));
             }
             let Some(op) = this.reading.as_mut() else {
@@ -98,7 +101,7 @@ impl<R: AsyncReadRent + 'static, W> AsyncRead for RentIo<R, W> {
     }
 }
 
-impl<R, W: AsyncWriteRent + 'static> RentIo<R, W> {
+impl<R, W: WriteSink + 'static> RentIo<R, W> {
     fn poll_pending_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let Some(op) = self.writing.as_mut() else {
             return Poll::Ready(Ok(0));
@@ -110,7 +113,7 @@ impl<R, W: AsyncWriteRent + 'static> RentIo<R, W> {
     }
 }
 
-impl<R, W: AsyncWriteRent + 'static> AsyncWrite for RentIo<R, W> {
+impl<R, W: WriteSink + 'static> AsyncWrite for RentIo<R, W> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -136,7 +139,7 @@ impl<R, W: AsyncWriteRent + 'static> AsyncWrite for RentIo<R, W> {
                 data.extend_from_slice(b);
             }
             this.writing = Some(Box::pin(async move {
-                let (r, _) = wr.write(data).await;
+                let (r, _) = wr.write_all_owned(data).await;
                 (wr, r)
             }));
         }
@@ -147,19 +150,10 @@ impl<R, W: AsyncWriteRent + 'static> AsyncWrite for RentIo<R, W> {
         true
     }
 
+    /// Every write goes straight to the socket (a TLS write encrypts and sends), so a flush
+    /// is only the end of the write in flight.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_pending_write(cx))?;
-        if this.closing.is_none() {
-            let Some(mut wr) = this.wr.take() else {
-                return Poll::Ready(Err(gone()));
-            };
-            this.closing = Some(Box::pin(async move {
-                let r = wr.flush().await;
-                (wr, r)
-            }));
-        }
-        poll_closing(this, cx)
+        self.get_mut().poll_pending_write(cx).map_ok(|_| ())
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -170,7 +164,7 @@ impl<R, W: AsyncWriteRent + 'static> AsyncWrite for RentIo<R, W> {
                 return Poll::Ready(Err(gone()));
             };
             this.closing = Some(Box::pin(async move {
-                let r = wr.shutdown().await;
+                let r = wr.close_write().await;
                 (wr, r)
             }));
         }

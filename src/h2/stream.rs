@@ -25,11 +25,13 @@ use crate::observe;
 use crate::pipeline::{self, RequestCtx};
 use crate::worker::state::WorkerState;
 
-/// Serves one accepted stream through the pipeline.
+/// Serves one accepted stream through the pipeline; `tls`: the connection came through the
+/// TLS listener (ALPN `h2`).
 pub async fn serve_stream(
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     peer: SocketAddr,
+    tls: bool,
     worker: Rc<WorkerState>,
 ) {
     let limits = worker.session_limits();
@@ -58,8 +60,7 @@ pub async fn serve_stream(
             return;
         }
     };
-    // h2c only (the plain port) until the TLS listener offers `h2` by ALPN.
-    let ctx = RequestCtx::new(&head, peer, false, &worker);
+    let ctx = RequestCtx::new(&head, peer, tls, &worker);
     pipeline::handle(&worker, &head, &ctx, &mut exchange).await;
     exchange.sink.end_unfinished();
 }

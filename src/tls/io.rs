@@ -160,6 +160,11 @@ impl<T: AsyncReadRent> TlsReader<T> {
         self.cert_requested
     }
 
+    /// Whether ALPN settled on HTTP/2 during the handshake.
+    pub fn negotiated_h2(&self) -> bool {
+        self.session.borrow().alpn_protocol() == Some(b"h2".as_slice())
+    }
+
     /// The ciphertext buffer's size (tests check it stays bounded).
     #[cfg(test)]
     pub(crate) fn cipher_capacity(&self) -> usize {

@@ -1,11 +1,11 @@
-//! The TLS listener on a worker (spec §2 `tls`): its rustls server config and the handshake
-//! that comes before the HTTP/1.1 session.
+//! The TLS listener on a worker (spec §2 `tls`): its rustls server config, the handshake, and
+//! the hand-off to HTTP/1.1 or (after ALPN `h2`) HTTP/2.
 //!
 //! Each worker builds its own `ServerConfig` from the snapshot's loaded material (design §1: a
 //! rustls config holds its session cache behind a lock, so it is never shared between cores)
 //! and keeps it while the material's content hash stays the same. A reload (SIGHUP re-reads
 //! the files) with a new certificate gives new connections a new config; open connections keep
-//! the session they were built with. ALPN offers only `http/1.1` until HTTP/2 exists. With
+//! the session they were built with. ALPN offers the protocols of `tls.alpn` in their order. With
 //! `client_ca_file`, client certificates are required and verified against it. The handshake
 //! runs under the header read timeout; failures are logged at debug and end only their
 //! connection. Worker thread only.
@@ -20,8 +20,9 @@ use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
 use super::io::{self, HandshakeError};
 use crate::config::ListenerTls;
+use crate::h2;
 use crate::http::session::{self, Served};
-use crate::sys::{AbortHandle, ClientStream};
+use crate::sys::{self, AbortHandle, ClientStream};
 use crate::worker::state::WorkerState;
 
 /// One worker's server config for the current listener material.
@@ -64,12 +65,15 @@ pub fn build_server_config(tls: &ListenerTls) -> Result<ServerConfig, rustls::Er
     };
     let mut config =
         builder.with_single_cert(tls.identity.chain.clone(), tls.identity.key.clone_key())?;
-    // HTTP/1.1 only until HTTP/2 exists, whatever `alpn` lists (a listed h2 was warned about).
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // In the configured order: rustls picks the first of ours the client also offers. A client
+    // offering none of them is refused (`no_application_protocol`); one offering no ALPN at
+    // all gets HTTP/1.1.
+    config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     Ok(config)
 }
 
-/// Handshakes on an accepted connection, then serves HTTP/1.1 over it.
+/// Handshakes on an accepted connection, then serves HTTP/2 over it when ALPN chose `h2`,
+/// else HTTP/1.1.
 pub async fn serve(
     stream: ClientStream,
     abort: AbortHandle,
@@ -92,10 +96,16 @@ pub async fn serve(
         monoio::time::timeout(timeout, work).await
     };
     match done {
+        Ok(Ok((rd, wr))) if rd.negotiated_h2() => {
+            // Each h2 write is a frame the client waits for: no Nagle.
+            sys::set_nodelay(abort.fd());
+            let io = h2::Prefixed::new(Vec::new(), h2::RentIo::new(rd, wr));
+            h2::serve(io, peer, true, worker).await;
+        }
         Ok(Ok((rd, wr))) => {
             if let Served::Http2 { .. } = session::serve(rd, wr, abort, peer, true, worker).await {
-                // ALPN offered only http/1.1: a client that still sends the HTTP/2 preface
-                // is not speaking the protocol it agreed to. Close.
+                // Over TLS, HTTP/2 needs ALPN h2 (RFC 9113 §3.2): a client that sends the
+                // preface without having agreed to it is not speaking the protocol. Close.
                 tracing::debug!(client = %peer, "HTTP/2 preface on a TLS connection without ALPN h2");
             }
         }

@@ -105,7 +105,7 @@ async fn serve_h2c(
     let tcp = stream.into_inner();
     sys::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&tcp));
     match tcp.try_into_poll_io() {
-        Ok(io) => crate::h2::serve(crate::h2::Prefixed::new(read, io), peer, worker).await,
+        Ok(io) => crate::h2::serve(crate::h2::Prefixed::new(read, io), peer, false, worker).await,
         Err((e, _)) => tracing::debug!(client = %peer, error = %e, "HTTP/2 hand-off failed"),
     }
 }
