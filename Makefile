@@ -39,12 +39,12 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the workspace
 	$(CARGO) fmt --all
 
-bench: ## Benchmark Dito vs nginx vs HAProxy, all five scenarios (bench/README.md; LAYOUT=pinned etc.)
+bench: ## Benchmark Dito vs nginx vs HAProxy, all seven scenarios (bench/README.md; LAYOUT=pinned etc.)
 	$(CARGO) build --release --workspace
 	bash bench/setup.sh
 	BENCH_COMMAND="make bench" python3 bench/run.py
 
-bench-quick: ## Quick benchmark: ka-small, ka-16k, ka-small-tls-up, 2 rounds, a few minutes
+bench-quick: ## Quick benchmark: ka-small, ka-16k, ka-small-tls-up, ka-small-tls, 2 rounds, a few minutes
 	$(CARGO) build --release --workspace
 	bash bench/setup.sh
 	BENCH_COMMAND="make bench-quick" python3 bench/run.py --quick

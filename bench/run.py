@@ -4,8 +4,8 @@ cores, in the same run. See bench/README.md. Every option also reads an environm
 (the name in capitals, e.g. LAYOUT=pinned), so `make bench LAYOUT=pinned` works.
 
     python3 bench/run.py                 # full run (make bench)
-    python3 bench/run.py --quick         # ka-small, ka-16k, ka-small-tls-up, 2 rounds
-                                         # (make bench-quick)
+    python3 bench/run.py --quick         # ka-small, ka-16k, ka-small-tls-up, ka-small-tls,
+                                         # 2 rounds (make bench-quick)
     python3 bench/run.py --compare-backends   # dito-echo vs nginx as the origin (the floor)
     python3 bench/run.py --reload        # failed requests while reloading (make bench-reload)
 """
@@ -38,11 +38,25 @@ SCENARIOS = {
                         "keep-alive, 13 B body, client → proxy plain HTTP, proxy → origin "
                         "HTTPS (TLS 1.3, the run's own CA, verified; pooled connections, "
                         "sessions reused); `direct` is wrk over HTTPS to the origin's TLS port"),
+    "ka-small-tls": ("/bytes/13", False,
+                     "keep-alive, 13 B body, client → proxy HTTPS HTTP/1.1 (TLS 1.3, the "
+                     "run's EC P-256 certificate on every proxy), proxy → origin plain HTTP; "
+                     "`direct` is wrk over HTTPS to the origin's TLS port"),
+    "ka-small-h2": ("/bytes/13", False,
+                    "13 B body, client → proxy HTTPS HTTP/2 (ALPN h2, TLS 1.3, the run's EC "
+                    "P-256 certificate), h2load -c {h2c} -m {h2m} -t {thr} (p50/p99 from its "
+                    "per-request log), proxy → origin plain HTTP/1.1; `direct` is h2load to the "
+                    "origin's HTTP/2 TLS port"),
 }
 # Scenarios whose proxies reach the origin over HTTPS: they get proxies of their own (in
 # tls-up/ under the temp dir) and need the nginx origin, which then also listens with TLS.
 TLS_UP = ("ka-small-tls-up",)
-QUICK_SCENARIOS = "ka-small,ka-16k,ka-small-tls-up"
+# Scenarios whose proxies terminate TLS (LISTEN_TLS) and reach the origin over plain HTTP: they
+# get proxies of their own too (tls-down/), and the nginx origin, whose TLS ports are `direct`.
+TLS_DOWN = ("ka-small-tls", "ka-small-h2")
+H2 = ("ka-small-h2",)  # measured with h2load (HTTP/2), whatever LOADGEN says
+TLS_ANY = TLS_UP + TLS_DOWN
+QUICK_SCENARIOS = "ka-small,ka-16k,ka-small-tls-up,ka-small-tls"
 RELOAD = "reload"  # the reload-under-load scenario (harness/reload.py); not in the default list
 DEFAULT_BACKEND = "nginx"  # faster than dito-echo as the origin here: bench/README.md
 LAYOUTS = {  # LAYOUT -> (load generator cpus, proxy cpus, backend cpus); "" = float
@@ -86,7 +100,12 @@ def parse_args(argv):
     a("--reload-interval", type=float, default=float(env("reload_interval", 1.0)),
       help="seconds between reloads in the reload scenario (default 1)")
     a("--warmup", type=int, default=int(env("warmup", -1)), help="seconds (default 2, quick 1)")
-    a("--connections", type=int, default=int(env("connections", 64)))
+    a("--connections", type=int, default=int(env("connections", 64)),
+      help="client connections (wrk, oha); not ka-small-h2's, see --h2-connections")
+    a("--h2-connections", type=int, default=int(env("h2_connections", 16)),
+      help="ka-small-h2: h2load connections (-c)")
+    a("--h2-streams", type=int, default=int(env("h2_streams", 8)),
+      help="ka-small-h2: requests in flight per connection (h2load -m)")
     a("--layout", default=env("layout", "unpinned"), choices=sorted(LAYOUTS))
     a("--loadgen-cpus", default=env("loadgen_cpus", None), help="taskset list, overrides layout")
     a("--proxy-cpus", default=env("proxy_cpus", None))
@@ -124,13 +143,16 @@ def parse_args(argv):
             p.error(f"unknown scenario {s!r}")
     if RELOAD in c.scenarios and c.compare_backends:
         p.error(f"--compare-backends has no {RELOAD} scenario")
-    tls_up = [s for s in c.scenarios if s in TLS_UP]
-    if tls_up and (c.compare_backends or c.backend != "nginx"):
+    tls_sc = [s for s in c.scenarios if s in TLS_ANY]
+    if tls_sc and (c.compare_backends or c.backend != "nginx"):
         why = "--compare-backends" if c.compare_backends else f"BACKEND={c.backend}"
         if explicit:
-            p.error(f"{tls_up[0]} needs the nginx origin (its TLS port): not with {why}")
-        print(f"bench: {', '.join(tls_up)} skipped with {why} (it needs the nginx origin)")
-        c.scenarios = [s for s in c.scenarios if s not in TLS_UP]
+            p.error(f"{tls_sc[0]} needs the nginx origin (its TLS ports): not with {why}")
+        print(f"bench: {', '.join(tls_sc)} skipped with {why} (they need the nginx origin)")
+        c.scenarios = [s for s in c.scenarios if s not in TLS_ANY]
+    if not (1 <= c.h2_connections <= 10000 and 1 <= c.h2_streams <= 100):
+        p.error("--h2-connections: 1 to 10000; --h2-streams: 1 to 100 (HAProxy's default "
+                "concurrent-stream limit; Dito's and nginx's is 128)")
     if not 0.1 <= c.reload_interval <= 60:
         p.error("--reload-interval: 0.1 to 60 seconds")
     c.targets = [t for t in (c.targets or ("dito,nginx,haproxy" if c.reload else
@@ -163,8 +185,10 @@ def find_tools(cfg):
         need.append("nginx")
     if "haproxy" in cfg.targets and not cfg.compare_backends:
         need.append("haproxy")
-    if any(sc in TLS_UP for sc in cfg.scenarios):
-        need.append("openssl")  # the run's CA and the origin's certificate (harness/tls.py)
+    if any(sc in TLS_ANY for sc in cfg.scenarios):
+        need.append("openssl")  # the run's CA and the server certificate (harness/tls.py)
+    if any(sc in H2 for sc in cfg.scenarios):
+        need.append("h2load")
     tools = {}
     for name in need:
         tools[name] = targets.find_tool(name, tools_dir)
@@ -179,7 +203,8 @@ def find_tools(cfg):
 def versions(cfg, tools):
     v = {"dito": targets.version([os.path.join(cfg.bin_dir, "dito"), "--version"])}
     for name, argv in (("wrk", ["-v"]), ("oha", ["--version"]), ("nginx", ["-v"]),
-                       ("haproxy", ["-v"]), ("openssl", ["version"])):
+                       ("haproxy", ["-v"]), ("openssl", ["version"]),
+                       ("h2load", ["--version"])):
         if name in tools:
             v[name] = targets.version([tools[name]] + argv)
     return v
@@ -194,13 +219,15 @@ def measure(target, sc, cfg, tools):
     pids, bpids = target.proc.pids(), backend.proc.pids()
     rss_reset = procs.reset_peak_rss(pids)
     url = target.url(path)
+    tool, conns, streams = (("h2load", cfg.h2_connections, cfg.h2_streams) if sc in H2 else
+                            (cfg.loadgen, cfg.connections, None))
     try:
         if cfg.warmup:
-            load.run(cfg.loadgen, url, cfg.connections, cfg.warmup, cfg.wrk_threads, close,
-                     cfg.loadgen_cpus, tools)
+            load.run(tool, url, conns, cfg.warmup, cfg.wrk_threads, close, cfg.loadgen_cpus,
+                     tools, streams)
         c0, b0 = procs.cpu_seconds(pids), procs.cpu_seconds(bpids)
-        r = load.run(cfg.loadgen, url, cfg.connections, cfg.duration, cfg.wrk_threads, close,
-                     cfg.loadgen_cpus, tools)
+        r = load.run(tool, url, conns, cfg.duration, cfg.wrk_threads, close, cfg.loadgen_cpus,
+                     tools, streams)
         c1, b1 = procs.cpu_seconds(pids), procs.cpu_seconds(bpids)
     except load.LoadFailed as e:
         print(f"bench: {target.name}, {sc}: {e}")
@@ -237,43 +264,118 @@ def run_rounds(tlist, cfg, tools, scenarios):
     return runs
 
 
+def start_own_proxies(cfg, d, tools, scenarios, upstream_port, extra_of, client_tls=None):
+    """Every proxy of cfg.targets (not `direct`) started in d for `scenarios`, in front of the
+    origin's upstream_port, with the placeholders extra_of(name); returns (targets, failed),
+    failed = {name: why} for a proxy that could not start (printed with its log; the caller
+    reports it as failed in every round and the others still run)."""
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    names = [n for n in cfg.targets if n != "direct"]
+    port_of = dict(zip(names, procs.pick_ports(cfg.port_base, len(names)) if names else []))
+    started, failed = [], {}
+    try:
+        for name in names:
+            try:
+                started.append(targets.start_target(name, port_of[name], upstream_port, cfg, d,
+                                                    tools, extra_of(name), client_tls))
+            except RuntimeError as e:
+                print(f"bench: {name} did not start for {', '.join(scenarios)}; its runs "
+                      f"there are marked failed:\n{e}", flush=True)
+                failed[name] = f"did not start: {str(e)[-600:]}"
+    except BaseException:
+        for t in started:
+            t.proc.stop()
+        raise
+    return started, failed
+
+
+def _fill_failed(cfg, got, failed, scenarios):
+    return {sc: {n: got.get(sc, {}).get(n) or [{"failed": failed.get(n, "not run")}] *
+                 cfg.rounds for n in cfg.targets} for sc in scenarios}
+
+
 def run_tls_up(cfg, backend, material, tmp, tools, scenarios, meta):
     """The TLS_UP scenarios on targets of their own, started in tmp/tls-up and ended when they
     are done: each proxy reaches the origin's TLS port over HTTPS (targets.upstream_tls);
     `direct` is that port itself, measured over HTTPS. A proxy that cannot start (a Dito
     without https targets) is reported as failed in every round; the others still run."""
     d = os.path.join(tmp, "tls-up")
-    os.makedirs(d, exist_ok=True)
-    os.chmod(d, 0o755)
-    names = [n for n in cfg.targets if n != "direct"]
-    port_of = dict(zip(names, procs.pick_ports(cfg.port_base, len(names)) if names else []))
-    tlist, failed = [], {}
+    proxies, failed = start_own_proxies(cfg, d, tools, scenarios, backend.tls_port,
+                                        lambda name: targets.upstream_tls(name, material))
     try:
-        for name in cfg.targets:
-            if name == "direct":
-                t = targets.Target("direct", backend.tls_port, backend.proc, scheme="https")
-            else:
-                try:
-                    t = targets.start_target(name, port_of[name], backend.tls_port, cfg, d,
-                                             tools, targets.upstream_tls(name, material))
-                except RuntimeError as e:
-                    print(f"bench: {name} did not start for {', '.join(scenarios)}; its runs "
-                          f"there are marked failed:\n{e}", flush=True)
-                    failed[name] = f"did not start: {str(e)[-600:]}"
-                    continue
+        by_name = {t.name: t for t in proxies}
+        if "direct" in cfg.targets:
+            by_name["direct"] = targets.Target("direct", backend.tls_port, backend.proc,
+                                               scheme="https")
+        tlist = [by_name[n] for n in cfg.targets if n in by_name]
+        for t in tlist:
             t.backend = backend
-            tlist.append(t)
         print(f"bench: {', '.join(scenarios)}: origin TLS on :{backend.tls_port}; " +
               ", ".join(f"{t.name} on :{t.port}" for t in tlist), flush=True)
         if not meta.get("dito_startup"):
             meta["dito_startup"] = targets.dito_startup_lines(d)
         got = run_rounds(tlist, cfg, tools, scenarios) if tlist else {}
-        return {sc: {n: got.get(sc, {}).get(n) or [{"failed": failed[n]}] * cfg.rounds
-                     for n in cfg.targets} for sc in scenarios}
+        return _fill_failed(cfg, got, failed, scenarios)
     finally:
-        for t in tlist:
-            if t.proc is not backend.proc:
-                t.proc.stop()
+        for t in proxies:
+            t.proc.stop()
+
+
+def run_tls_down(cfg, backend, material, tmp, tools, scenarios, meta):
+    """The TLS_DOWN scenarios on proxies of their own (tmp/tls-down), each listening with TLS
+    only (targets.listen_tls: the run's certificate, TLS 1.3, ALPN h2 and http/1.1) and
+    reaching the origin's plain port, ended when they are done. The same proxies serve both
+    scenarios; `direct` is the origin's TLS port (ka-small-tls, HTTP/1.1) or its HTTP/2 TLS port
+    (ka-small-h2). Before any load, one handshake per proxy offering h2 and http/1.1 records
+    what it negotiates (meta["tls_down"]); a proxy that does not choose h2 is still measured,
+    and fails in ka-small-h2 (h2load offers h2 only)."""
+    d = os.path.join(tmp, "tls-down")
+    proxies, failed = start_own_proxies(cfg, d, tools, scenarios, backend.port,
+                                        lambda name: targets.listen_tls(name, material),
+                                        procs.tls_client(material.ca))
+    try:
+        meta.setdefault("tls_down", {})
+        for t in proxies:
+            t.backend = backend
+            try:
+                info = procs.tls_handshake(t.port, material.ca, ("h2", "http/1.1"))
+            except OSError as e:
+                info = {"error": str(e)}
+            meta["tls_down"][t.name] = info
+            print(f"bench: {t.name} on :{t.port} (TLS): " + (
+                f"{info['version']}, {info['cipher']}, ALPN {info['alpn']}"
+                if "error" not in info else f"handshake failed: {info['error']}"), flush=True)
+        if not meta.get("dito_startup"):
+            meta["dito_startup"] = targets.dito_startup_lines(d)
+        got = {}
+        for sc in scenarios:
+            tlist = []
+            for name in cfg.targets:
+                if name == "direct":
+                    port = backend.h2_port if sc in H2 else backend.tls_port
+                    t = targets.Target("direct", port, backend.proc, scheme="https")
+                    t.backend = backend
+                    tlist.append(t)
+                else:
+                    tlist += [p for p in proxies if p.name == name]
+            print(f"bench: {sc}: " + ", ".join(f"{t.name} on :{t.port}" for t in tlist) +
+                  (f" (h2load -c {cfg.h2_connections} -m {cfg.h2_streams} -t "
+                   f"{cfg.wrk_threads})" if sc in H2 else ""), flush=True)
+            if tlist:
+                got.update(run_rounds(tlist, cfg, tools, [sc]))
+        # What h2load itself negotiated (its cipher list differs from the probe's).
+        for sc in scenarios:
+            for name, rs in got.get(sc, {}).items():
+                seen = {" ".join(r["raw"]["tls"].get(k, "?") for k in
+                                 ("TLS Protocol", "Cipher", "Server Temp Key"))
+                        for r in rs if "tls" in r.get("raw", {})}
+                if seen:
+                    meta.setdefault("h2load_tls", {})[name] = sorted(seen)
+        return _fill_failed(cfg, got, failed, scenarios)
+    finally:
+        for t in proxies:
+            t.proc.stop()
 
 
 def run_reload(cfg, backend, tmp, tools, meta):
@@ -311,7 +413,39 @@ def describe(cfg, backend_name, proxies=True):
     if any(sc in TLS_UP for sc in cfg.scenarios):
         text += (", also over TLS 1.3 on a second port (EC P-256 certificate for 127.0.0.1 and "
                  "localhost from a CA made for this run)")
-    return text + "."
+    text += "."
+    if any(sc in TLS_DOWN for sc in cfg.scenarios):
+        text += (" In " + ", ".join(sc for sc in TLS_DOWN if sc in cfg.scenarios) +
+                 " every proxy terminates TLS 1.3 with the same EC P-256 certificate (the "
+                 "run's CA) and offers ALPN h2, http/1.1")
+        if any(sc in H2 for sc in cfg.scenarios):
+            text += (f"; HTTP/2 load: h2load, {cfg.h2_connections} connections × "
+                     f"{cfg.h2_streams} streams, {cfg.wrk_threads} thread")
+        text += "."
+    return text
+
+
+def scenario_doc(sc, cfg):
+    doc = SCENARIOS[sc][2]
+    if sc in H2:
+        doc = doc.format(h2c=cfg.h2_connections, h2m=cfg.h2_streams, thr=cfg.wrk_threads)
+    return doc
+
+
+def negotiated(meta):
+    """What each TLS-terminating proxy negotiated with a client offering h2, http/1.1."""
+    info = meta.get("tls_down") or {}
+    if not info:
+        return ""
+    parts = [f"{n}: " + (f"{i['version']}, {i['cipher']}, ALPN {i['alpn']}"
+                         if "error" not in i else f"handshake failed ({i['error']})")
+             for n, i in info.items()]
+    text = ("Negotiated by the TLS-terminating proxies (one handshake offering h2, http/1.1, "
+            "Python's default suites): " + "; ".join(parts) + ".")
+    h2 = meta.get("h2load_tls") or {}
+    if h2:
+        text += " h2load got: " + "; ".join(f"{n}: {', '.join(v)}" for n, v in h2.items()) + "."
+    return text
 
 
 def main(argv):
@@ -352,18 +486,26 @@ def main(argv):
             meta["title"] = "Origins compared: dito-echo vs nginx serving files (direct)"
             meta["setup"] = describe(cfg, "", proxies=False)
         else:
-            normal = [sc for sc in cfg.scenarios if sc in SCENARIOS and sc not in TLS_UP]
+            normal = [sc for sc in cfg.scenarios if sc in SCENARIOS and sc not in TLS_ANY]
             tls_up = [sc for sc in cfg.scenarios if sc in TLS_UP]
-            ports = procs.pick_ports(cfg.port_base, 1 + (1 if tls_up else 0) +
+            tls_down = [sc for sc in cfg.scenarios if sc in TLS_DOWN]
+            # The origin's TLS ports: HTTP/1.1 for the ka-small-tls-up proxies and for
+            # ka-small-tls's `direct`, HTTP/2 for ka-small-h2's `direct`.
+            direct = "direct" in cfg.targets
+            want_tls = bool(tls_up) or (direct and any(sc not in H2 for sc in tls_down))
+            want_h2 = direct and any(sc in H2 for sc in tls_down)
+            n_origin = 1 + want_tls + want_h2
+            ports = procs.pick_ports(cfg.port_base, n_origin +
                                      (len(cfg.targets) if normal else 0))
-            material = tls.make(tmp, tools["openssl"]) if tls_up else None
+            material = tls.make(tmp, tools["openssl"]) if tls_up or tls_down else None
             backend = targets.start_backend(cfg.backend, ports[0], cfg, tmp, tools,
-                                            tls_port=ports[1] if tls_up else None,
-                                            tls=material)
+                                            tls_port=ports[1] if want_tls else None,
+                                            tls=material,
+                                            h2_port=ports[n_origin - 1] if want_h2 else None)
             runs = {}
             if normal:
                 tlist = []
-                for name, port in zip(cfg.targets, ports[2 if tls_up else 1:]):
+                for name, port in zip(cfg.targets, ports[n_origin:]):
                     if name == "direct":
                         t = targets.Target("direct", backend.port, backend.proc)
                     else:
@@ -378,17 +520,22 @@ def main(argv):
                 runs = run_rounds(tlist, cfg, tools, normal)
             if tls_up:
                 runs.update(run_tls_up(cfg, backend, material, tmp, tools, tls_up, meta))
+            if tls_down:
+                runs.update(run_tls_down(cfg, backend, material, tmp, tools, tls_down, meta))
             if RELOAD in cfg.scenarios:
                 reload_runs = run_reload(cfg, backend, tmp, tools, meta)
             refs = ["direct", "nginx", "haproxy"]
             subject, peers = "dito", ("nginx", "haproxy")
-            meta["title"] = ("Reload under load: " if not normal and not tls_up else "") + \
+            meta["title"] = ("Reload under load: " if not normal and not tls_up and
+                             not tls_down else "") + \
                 "Dito vs nginx vs HAProxy"
             if cfg.observe_cost:
                 refs, subject, peers = ["dito"], "dito-observed", ("dito",)
                 meta["title"] = ("What observing costs: Dito with metrics and access lines "
                                  "(dito-observed) vs without (dito)")
             meta["setup"] = describe(cfg, cfg.backend)
+            if meta.get("tls_down"):
+                meta["setup"] += " " + negotiated(meta)
     finally:
         procs.stop_all()
         if cfg.keep_tmp:
@@ -397,7 +544,7 @@ def main(argv):
             shutil.rmtree(tmp, ignore_errors=True)
     meta["loadavg_end"] = loadavg()
     summary = report.summarise(runs, refs)
-    docs = {sc: f"{SCENARIOS[sc][2]}, GET {SCENARIOS[sc][0]}" for sc in cfg.scenarios
+    docs = {sc: f"{scenario_doc(sc, cfg)}, GET {SCENARIOS[sc][0]}" for sc in cfg.scenarios
             if sc in SCENARIOS}
     extra = []
     if reload_runs is not None:

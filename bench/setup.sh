@@ -2,7 +2,9 @@
 # Installs what the benchmark needs; safe to run again (installs only what is missing).
 #   wrk, nginx, haproxy  from Debian packages (never started as services: the harness runs
 #                        them with its own configs, ports and pid files under a temp dir)
-#   openssl              Debian's CLI: the per-run CA and origin certificate of ka-small-tls-up
+#   openssl              Debian's CLI: the per-run CA and the server certificate of the TLS
+#                        scenarios (ka-small-tls-up, ka-small-tls, ka-small-h2)
+#   h2load               Debian's nghttp2-client: the HTTP/2 load of ka-small-h2
 #   oha                  `cargo install oha --locked` into bench/.tools (gitignored)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,6 +23,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO="$(need_root)"
@@ -39,7 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
     cleanup; own_policy=""
 else
-    echo "setup.sh: wrk, nginx, haproxy, openssl already installed"
+    echo "setup.sh: wrk, nginx, haproxy, openssl, h2load already installed"
 fi
 
 if [ -x "$tools/bin/oha" ]; then
@@ -53,5 +56,7 @@ for t in wrk nginx haproxy; do
     p="$(command -v $t || echo /usr/sbin/$t)"
     [ -x "$p" ] || { echo "setup.sh: $t not found after install" >&2; exit 1; }
 done
-command -v openssl >/dev/null || { echo "setup.sh: openssl not found after install" >&2; exit 1; }
-echo "setup.sh: ok ($(wrk -v 2>&1 | head -1 | sed "s/ Copyright.*//"); $(/usr/sbin/nginx -v 2>&1); $(/usr/sbin/haproxy -v | head -1 | cut -d" " -f1-3); $(openssl version | cut -d" " -f1-2); $("$tools/bin/oha" --version))"
+for t in openssl h2load; do
+    command -v $t >/dev/null || { echo "setup.sh: $t not found after install" >&2; exit 1; }
+done
+echo "setup.sh: ok ($(wrk -v 2>&1 | head -1 | sed "s/ Copyright.*//"); $(/usr/sbin/nginx -v 2>&1); $(/usr/sbin/haproxy -v | head -1 | cut -d" " -f1-3); $(openssl version | cut -d" " -f1-2); $(h2load --version | head -1); $("$tools/bin/oha" --version))"

@@ -1,4 +1,4 @@
-"""The load generators: wrk (default) or oha, one run -> one dict.
+"""The load generators: wrk (default) or oha, and h2load for HTTP/2; one run -> one dict.
 
 A run's dict: requests (completed), seconds, rps, p50_us, p99_us, non2xx, socket_errors,
 errors (= non2xx + socket_errors) and the tool's raw counters.
@@ -6,7 +6,9 @@ errors (= non2xx + socket_errors) and the tool's raw counters.
 
 import json
 import os
+import re
 import subprocess
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRK_SCRIPT = os.path.join(HERE, "wrk-report.lua")
@@ -124,9 +126,108 @@ def oha(url, conns, seconds, threads, close, cpus, oha_bin="oha"):
     }
 
 
-def run(tool, url, conns, seconds, threads, close, cpus, tools):
+def _percentile(sorted_xs, q):
+    """Nearest-rank percentile q (0-100) of a sorted list."""
+    if not sorted_xs:
+        return 0
+    k = max(0, min(len(sorted_xs) - 1, -(-len(sorted_xs) * q // 100) - 1))
+    return sorted_xs[int(k)]
+
+
+def _h2load_times(path):
+    """Per-request durations (µs) from h2load's --log-file: one line per completed request,
+    `start (µs since the epoch) TAB status TAB µs until the end of the response`."""
+    times = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split("\t")
+            if len(parts) == 3:
+                times.append(int(parts[2]))
+    times.sort()
+    return times
+
+
+_H2_FIELDS = {
+    "finished": re.compile(r"^finished in ([\d.]+)(s|ms), "),
+    "requests": re.compile(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) "
+                           r"succeeded, (\d+) failed, (\d+) errored, (\d+) timeout"),
+    "status": re.compile(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx"),
+    "request_time": re.compile(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)"),
+}
+_H2_TLS = ("TLS Protocol", "Cipher", "Server Temp Key", "Application protocol")
+
+
+def _h2_us(text):
+    """h2load's durations (`69us`, `13.23ms`, `1.02s`) in µs."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return None
+    return round(float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)], 1)
+
+
+def h2load(url, conns, streams, seconds, threads, cpus, h2load_bin="h2load"):
+    """HTTP/2 over TLS: `conns` connections (spread over `threads` threads), each with up to
+    `streams` requests in flight, for `seconds` (h2load -D). ALPN offers h2 only and the run
+    fails unless h2 was negotiated, so it never silently measures HTTP/1.1.
+
+    h2load itself prints min/max/mean/sd of request times, no percentiles; p50_us and p99_us
+    come from its --log-file (one line per completed request) and are exact (nearest rank).
+    Requests still in flight when -D ends (started - done) are not errors. requests = done -
+    errored (every request answered, whatever its status, as wrk counts); non2xx = 3xx + 4xx +
+    5xx; socket_errors = errored (stream or connection errors; h2load sets no request
+    timeout)."""
+    fd, log_path = tempfile.mkstemp(prefix="dito-bench-h2load-", suffix=".log")
+    os.close(fd)
+    try:
+        argv = [h2load_bin, "-t", str(threads), "-c", str(conns), "-m", str(streams),
+                "-D", str(seconds), "--npn-list=h2", f"--log-file={log_path}", url]
+        out = _run("h2load", argv, cpus, seconds + 30, url)
+        times = _h2load_times(log_path)
+    finally:
+        os.unlink(log_path)
+    got, tls = {}, {}
+    for line in out.splitlines():
+        for key, rx in _H2_FIELDS.items():
+            m = rx.match(line)
+            if m:
+                got[key] = m.groups()
+        name, _, val = line.partition(": ")
+        if name in _H2_TLS:
+            tls[name] = val.strip()
+    if "finished" not in got or "requests" not in got or "status" not in got:
+        raise LoadFailed(f"h2load printed no summary:\n{out[-800:]}")
+    if tls.get("Application protocol") != "h2":
+        raise LoadFailed(f"h2load negotiated {tls.get('Application protocol') or 'nothing'}, "
+                         f"not h2 (ALPN):\n"
+                         f"{out[-800:]}")
+    secs = float(got["finished"][0]) / (1000 if got["finished"][1] == "ms" else 1)
+    total, started, done, ok, failed, errored, timeout = map(int, got["requests"])
+    s2, s3, s4, s5 = map(int, got["status"])
+    rt = [_h2_us(x) for x in got.get("request_time", ())[:4]]
+    requests = done - errored
+    return {
+        "requests": requests, "seconds": secs, "rps": requests / secs if secs else 0.0,
+        "p50_us": _percentile(times, 50), "p99_us": _percentile(times, 99),
+        "non2xx": s3 + s4 + s5, "socket_errors": errored, "errors": s3 + s4 + s5 + errored,
+        "raw": {"started": started, "done": done, "succeeded": ok, "failed": failed,
+                "errored": errored, "timeout": timeout, "2xx": s2, "3xx": s3, "4xx": s4,
+                "5xx": s5, "logged": len(times),
+                "max_us": times[-1] if times else None,
+                "request_time_us": dict(zip(("min", "max", "mean", "sd"), rt)),
+                "tls": tls, "connections": conns, "streams": streams, "threads": threads},
+    }
+
+
+def run(tool, url, conns, seconds, threads, close, cpus, tools, streams=None):
+    """One run of `tool`. For h2load, `conns` are its connections and `streams` the requests
+    in flight on each (`close` does not apply)."""
     if tool == "wrk":
         return wrk(url, conns, seconds, threads, close, cpus, tools.get("wrk", "wrk"))
     if tool == "oha":
         return oha(url, conns, seconds, threads, close, cpus, tools.get("oha", "oha"))
-    raise ValueError(f"unknown load generator {tool!r} (wrk or oha)")
+    if tool == "h2load":
+        if close:
+            raise ValueError("h2load: no Connection: close scenario")
+        return h2load(url, conns, streams, seconds, threads, cpus,
+                      tools.get("h2load", "h2load"))
+    raise ValueError(f"unknown load generator {tool!r} (wrk, oha or h2load)")

@@ -247,6 +247,19 @@ def tls_client(ca_file):
     return ctx
 
 
+def tls_handshake(port, ca_file, alpn, timeout=2.0):
+    """One TLS handshake with the server on port, verified against ca_file for 127.0.0.1,
+    offering the ALPN protocols `alpn`; returns what was negotiated:
+    {"version", "cipher", "alpn"} (alpn None when the server chose none). Raises OSError
+    (ssl.SSLError included) when the handshake fails."""
+    ctx = tls_client(ca_file)
+    ctx.set_alpn_protocols(list(alpn))
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            return {"version": s.version(), "cipher": s.cipher()[0],
+                    "alpn": s.selected_alpn_protocol()}
+
+
 def wait_ready(proc, port, path, timeout=20.0, tls=None):
     """Poll until GET path answers 200 (bounded); raise with the log tail if it never does.
     `tls`: as http_status."""

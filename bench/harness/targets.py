@@ -2,7 +2,10 @@
 
 A Target is a name, a port and the process whose CPU time and peak RSS are charged to it
 (for `direct`, the backend itself). In `ka-small-tls-up` the origin also listens with TLS on
-a second port and the proxies reach it over HTTPS (UPSTREAM_TLS below).
+a second port and the proxies reach it over HTTPS (UPSTREAM_TLS below). In `ka-small-tls`
+and `ka-small-h2` the proxies terminate TLS themselves (LISTEN_TLS, SERVER_TLS below) and
+reach the origin over plain HTTP; `direct` there is the origin's TLS port (HTTP/1.1) or its
+TLS port with HTTP/2 (H2_SERVER).
 """
 
 import os
@@ -52,7 +55,8 @@ class Target:
         self.port = port
         self.scheme = scheme  # what the load generator speaks to it (https: direct, TLS port)
         self.proc = proc  # charged with CPU time and RSS
-        self.tls_port = None  # the origin's TLS port, when it has one
+        self.tls_port = None  # the origin's TLS port (HTTP/1.1), when it has one
+        self.h2_port = None  # the origin's TLS port with HTTP/2, when it has one
         self.backend = None  # the Target whose CPU is reported as "backend µs/req"
         # What its config was rendered from (proxies only): the reload scenario re-renders it.
         self.template, self.conf, self.values = None, None, None
@@ -83,12 +87,14 @@ def _nginx(tmp, kind, conf_values, cpus, tools):
                       cpus=cpus, log_path=os.path.join(tmp, f"nginx-{kind}.out"))
 
 
-# The origin's second server in ka-small-tls-up: the same files over TLS 1.3 only, with the
+# The origin's second server in the TLS scenarios: the same files over TLS 1.3 only, with the
 # certificate the run's CA signed (harness/tls.py). Session tickets and the session cache are
-# nginx's defaults (tickets on, no shared cache).
+# nginx's defaults (tickets on, no shared cache). `{http2}` is empty (HTTP/1.1 only: the port
+# the ka-small-tls-up proxies and ka-small-tls's `direct` use) or " http2" (a third server,
+# ka-small-h2's `direct`: ALPN h2; nginx 1.22 has no `http2 on`, only the listen parameter).
 TLS_SERVER = """
     server {{
-        listen 127.0.0.1:{port} ssl reuseport backlog=4096;
+        listen 127.0.0.1:{port} ssl{http2} reuseport backlog=4096;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.3;
@@ -97,11 +103,12 @@ TLS_SERVER = """
     }}"""
 
 
-def start_backend(kind, port, cfg, tmp, tools, tls_port=None, tls=None):
+def start_backend(kind, port, cfg, tmp, tools, tls_port=None, tls=None, h2_port=None):
     """The origin: `echo` (dito-echo) or `nginx` (nginx serving files); returns a Target.
-    With tls_port and tls (a tls.Material), nginx also serves the files over TLS there."""
+    With tls_port and tls (a tls.Material), nginx also serves the files over TLS there
+    (HTTP/1.1), and with h2_port over TLS with HTTP/2 (ALPN h2, http/1.1) there too."""
     log = os.path.join(tmp, f"backend-{kind}.log")
-    if tls_port and kind != "nginx":
+    if (tls_port or h2_port) and kind != "nginx":
         raise ValueError("the TLS origin port needs the nginx backend (BACKEND=nginx)")
     if kind == "echo":
         proc = procs.Proc("dito-echo", [os.path.join(cfg.bin_dir, "dito-echo"), "--listen",
@@ -109,8 +116,9 @@ def start_backend(kind, port, cfg, tmp, tools, tls_port=None, tls=None):
                           cpus=cfg.backend_cpus, log_path=log)
     elif kind == "nginx":
         _www(tmp)
-        tls_server = TLS_SERVER.format(port=tls_port, cert=tls.cert, key=tls.key,
-                                       dir=tmp) if tls_port else ""
+        tls_server = "".join(
+            TLS_SERVER.format(port=p, http2=h2, cert=tls.cert, key=tls.key, dir=tmp)
+            for p, h2 in ((tls_port, ""), (h2_port, " http2")) if p)
         proc = _nginx(tmp, "origin", {"DIR": tmp, "PORT": port,
                                       "BACKEND_WORKERS": cfg.backend_workers,
                                       "TLS_SERVER": tls_server},
@@ -119,17 +127,18 @@ def start_backend(kind, port, cfg, tmp, tools, tls_port=None, tls=None):
         raise ValueError(f"unknown backend {kind!r} (echo or nginx)")
     target = Target(f"{kind}-origin" if kind == "nginx" else "dito-echo", port, proc)
     procs.wait_ready(proc, port, "/bytes/13")
-    if tls_port:
-        # Verified as a client would: only the run's CA, the name 127.0.0.1, TLS 1.3.
-        procs.wait_ready(proc, tls_port, "/bytes/13", tls=procs.tls_client(tls.ca))
-        target.tls_port = tls_port
+    for p in (tls_port, h2_port):
+        if p:  # verified as a client would: only the run's CA, the name 127.0.0.1, TLS 1.3
+            procs.wait_ready(proc, p, "/bytes/13", tls=procs.tls_client(tls.ca))
+    target.tls_port, target.h2_port = tls_port, h2_port
     return target
 
 
 # Placeholders only the reload scenario fills (harness/reload.py); these are every other run's.
 EXTRA_DEFAULTS = {"LOG_LEVEL": "warn", "LOCATION_EXTRA": "", "GLOBAL_EXTRA": "",
                   "ACCESS_LOG": "false", "METRICS": "false",
-                  "UPSTREAM_SCHEME": "http", "UPSTREAM_TLS": ""}
+                  "UPSTREAM_SCHEME": "http", "UPSTREAM_TLS": "",
+                  "LISTEN_TLS": "", "SERVER_TLS": ""}
 # dito-observed: Dito with metrics on and an access line per request (to its log file, as
 # nginx's access_log writes a file), to measure what observing costs (--observe-cost).
 OBSERVED = {"ACCESS_LOG": "true", "METRICS": "true"}
@@ -162,9 +171,42 @@ def upstream_tls(name, tls):
     return {"UPSTREAM_SCHEME": "https", "UPSTREAM_TLS": lines[key]}
 
 
-def start_target(name, port, backend_port, cfg, tmp, tools, extra=None):
+def listen_tls(name, tls):
+    """ka-small-tls's and ka-small-h2's placeholders for proxy `name`: its listener speaks
+    only TLS, with the run's server certificate and key (EC P-256, tls.py), TLS 1.3, the
+    library's default TLS 1.3 cipher suites and groups, ALPN h2 then http/1.1.
+
+    dito     top-level `tls` block; TLS 1.2 and 1.3 (no knob), ALPN [h2, http/1.1] by default
+    nginx    `listen ... ssl http2` (1.22 has no `http2 on`), ssl_protocols TLSv1.3
+    haproxy  `bind ... ssl crt <cert+key> alpn h2,http/1.1 ssl-min-ver TLSv1.3
+             prefer-client-ciphers`
+
+    Cipher choice: rustls and nginx (ssl_prefer_server_ciphers off) take the client's order;
+    HAProxy by default its own (OpenSSL's list, AES-256-GCM first), so h2load, whose list
+    starts with AES-128-GCM, would get AES-128 from two proxies and AES-256 from HAProxy.
+    prefer-client-ciphers makes HAProxy follow the client too, with its default list: every
+    proxy then negotiates the same suite with the same client."""
+    lines = {
+        "dito": ("tls:\n"
+                 f'  cert_file: "{tls.cert}"\n'
+                 f'  key_file: "{tls.key}"'),
+        "nginx": (" ssl http2",
+                  f"        ssl_certificate {tls.cert};\n"
+                  f"        ssl_certificate_key {tls.key};\n"
+                  "        ssl_protocols TLSv1.3;"),
+        "haproxy": (f" ssl crt {tls.combined} alpn h2,http/1.1 ssl-min-ver TLSv1.3"
+                    " prefer-client-ciphers"),
+    }
+    key = "dito" if name.startswith("dito") else name
+    if key == "nginx":
+        return {"LISTEN_TLS": lines[key][0], "SERVER_TLS": lines[key][1]}
+    return {"LISTEN_TLS": lines[key]}
+
+
+def start_target(name, port, backend_port, cfg, tmp, tools, extra=None, client_tls=None):
     """One proxy in front of the backend on its own port; returns a Target. `extra` overrides
-    EXTRA_DEFAULTS."""
+    EXTRA_DEFAULTS; `client_tls` (an ssl.SSLContext) when the proxy listens with TLS: it is
+    then ready once it answers 200 over HTTPS, its certificate verified."""
     values = {"DIR": tmp, "PORT": port, "BACKEND": f"127.0.0.1:{backend_port}",
               "WORKERS": cfg.workers, "PIN_WORKERS": cfg.pin_workers,
               "IO_DRIVER": cfg.io_driver, **EXTRA_DEFAULTS,
@@ -186,11 +228,11 @@ def start_target(name, port, backend_port, cfg, tmp, tools, extra=None):
         proc = procs.Proc("haproxy", [tools["haproxy"], "-db", "-f", conf],
                           cpus=cfg.proxy_cpus, log_path=log)
     try:
-        procs.wait_ready(proc, port, "/bytes/13")
+        procs.wait_ready(proc, port, "/bytes/13", tls=client_tls)
     except RuntimeError:
         proc.stop()  # by its PID, now: the caller may go on without it
         raise
-    t = Target(name, port, proc)
+    t = Target(name, port, proc, scheme="https" if client_tls else "http")
     t.template, t.conf, t.values = template, conf, values
     return t
 

@@ -1,9 +1,14 @@
-"""TLS material for the `ka-small-tls-up` scenario: a CA made for this run and a server
-certificate it signs, both with the `openssl` CLI.
+"""TLS material for the TLS scenarios: a CA made for this run and a server certificate it
+signs, both with the `openssl` CLI.
 
     ca.pem, ca.key          the run's CA (EC P-256, basicConstraints CA:TRUE), valid 2 days
-    server.pem, server.key  the origin's certificate: SAN IP:127.0.0.1 and DNS:localhost,
-                            CA:FALSE, serverAuth, signed by the CA above
+    server.pem, server.key  the server certificate: SAN IP:127.0.0.1 and DNS:localhost,
+                            CA:FALSE, serverAuth, signed by the CA above (EC P-256, so every
+                            handshake signs with ECDSA P-256 / SHA-256)
+    server-combined.pem     server.pem then server.key, the one file HAProxy's `crt` reads
+
+In `ka-small-tls-up` it is the origin's certificate; in `ka-small-tls` and `ka-small-h2` every
+proxy (and the origin's TLS ports, for `direct`) serves this same certificate and key.
 
 Everything lives in `tls/` under the run's temp dir and goes with it. The proxies trust only
 ca.pem (Dito `transport.http.ca_file`, nginx `proxy_ssl_trusted_certificate`, HAProxy
@@ -46,6 +51,7 @@ class Material:
         self.ca_key = os.path.join(d, "ca.key")
         self.cert = os.path.join(d, "server.pem")
         self.key = os.path.join(d, "server.key")
+        self.combined = os.path.join(d, "server-combined.pem")  # HAProxy: cert + key
 
 
 def _openssl(openssl, args, cwd):
@@ -84,4 +90,7 @@ def make(tmp, openssl):
     # The chain and the IP name must check out before any proxy is pointed at it.
     _openssl(openssl, ["verify", "-CAfile", m.ca, "-verify_ip", "127.0.0.1",
                        "-purpose", "sslserver", m.cert], d)
+    with open(m.cert) as c, open(m.key) as k, open(m.combined, "w") as out:
+        out.write(c.read() + k.read())
+    os.chmod(m.combined, 0o600)  # holds the private key
     return m
