@@ -114,6 +114,8 @@ pub enum ProxyError {
     /// A response body over the effective limit, found before any byte was sent. `path` is
     /// the raw request path (no query).
     ResponseTooLarge { limit: u64, path: Vec<u8> },
+    /// A plugin hook failed or panicked (spec §8): 500.
+    PluginFailed,
 }
 
 impl ProxyError {
@@ -127,13 +129,16 @@ impl ProxyError {
             ProxyError::HeadersTooLarge => 431,
             ProxyError::NotReady | ProxyError::MetricsUnavailable => 503,
             ProxyError::Upstream(kind) => kind.status(),
+            ProxyError::PluginFailed => 500,
             ProxyError::RequestTooLarge | ProxyError::ResponseTooLarge { .. } => 413,
         }
     }
 
     pub fn fault(&self) -> Fault {
         match self {
-            ProxyError::NotReady | ProxyError::MetricsUnavailable => Fault::Internal,
+            ProxyError::NotReady | ProxyError::MetricsUnavailable | ProxyError::PluginFailed => {
+                Fault::Internal
+            }
             ProxyError::Upstream(_) | ProxyError::ResponseTooLarge { .. } => Fault::Upstream,
             _ => Fault::Client,
         }
@@ -144,6 +149,7 @@ impl ProxyError {
         !matches!(
             self,
             ProxyError::NotFound
+                | ProxyError::PluginFailed
                 | ProxyError::NotReady
                 | ProxyError::MetricsUnavailable
                 | ProxyError::Upstream(_)

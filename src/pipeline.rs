@@ -8,6 +8,9 @@
 //!    answered before routing.
 //! 2. **Method checks** — CONNECT → 405, `OPTIONS *` → 404 (spec §3).
 //! 3. **Route** — first matching location in config order; none → 404 (spec §3).
+//!    3b. **Plugins** — the location's `middlewares`: request hooks in order (a plugin may
+//!    change the request or answer it); every answer from here on, the upstream's or Dito's
+//!    own, passes their response hooks in reverse (spec §8, `plugin::chain`).
 //! 4. **Request limit** — a declared body over `max_request_body_size` → 413 (spec §6).
 //! 5. **Forward** — upstream request head, upload, response relay under the limits
 //!    (`upstream::forward`, `relay`).
@@ -18,6 +21,7 @@
 //! worker's state.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use monoio::time::Instant;
 
@@ -27,9 +31,14 @@ use crate::http::request::{BodyFraming, RequestHead, TargetForm};
 use crate::http::response::Response;
 use crate::observe;
 use crate::observe::metrics::RejectReason;
+use crate::plugin::chain::{Failure, PluginRun, RequestOutcome, ResponseHooks};
+use crate::plugin::exchange::Fields;
+use crate::plugin::instance::PluginInstance;
 use crate::request_id::RequestId;
 use crate::upstream::forward::{forward, Forward, ForwardError};
+use crate::route::{Route, RouteMatch};
 use crate::upstream::request_head::HeadInputs;
+use crate::upstream::route::WorkerRoute;
 use crate::worker::state::{Generation, WorkerState};
 
 /// Per-request facts that every phase may read.
@@ -124,47 +133,125 @@ async fn run_phases<D: Downstream>(
     }
     // 2. Methods and target forms that never reach a location.
     if head.form == TargetForm::Authority {
-        return respond_error(worker, down, &ProxyError::MethodNotAllowed, ctx, generation).await;
+        return respond_error(worker, down, &ProxyError::MethodNotAllowed, ctx, generation, None).await;
     }
     if head.form == TargetForm::Asterisk {
-        return respond_error(worker, down, &ProxyError::NotFound, ctx, generation).await;
+        return respond_error(worker, down, &ProxyError::NotFound, ctx, generation, None).await;
     }
 
     // 3. Route: the first location whose pattern matches the raw path.
     let path = head.path();
     let Some(m) = generation.router.lookup(path) else {
-        return respond_error(worker, down, &ProxyError::NotFound, ctx, generation).await;
+        return respond_error(worker, down, &ProxyError::NotFound, ctx, generation, None).await;
     };
     seen.location = Some(m.index);
     let (Some(route), Some(upstream)) = (
         generation.router.get(m.index),
         generation.routes.get(m.index),
     ) else {
-        return respond_error(worker, down, &ProxyError::NotFound, ctx, generation).await;
+        return respond_error(worker, down, &ProxyError::NotFound, ctx, generation, None).await;
     };
 
+    // 3b. The location's plugins (spec §8), on a path of their own (boxed: the common path's
+    // future keeps its size).
+    let chain = generation.chains.get(m.index).map_or(&[][..], Vec::as_slice);
+    if !chain.is_empty() {
+        let place = Place { route, upstream, m };
+        return Box::pin(with_plugins(worker, generation, head, ctx, down, place, chain)).await;
+    }
+    let place = Place { route, upstream, m };
+    limit_then_forward(worker, generation, head, ctx, down, &place, None).await
+}
+
+/// Where the router sent a request.
+struct Place<'g> {
+    route: &'g Route,
+    upstream: &'g WorkerRoute,
+    m: RouteMatch,
+}
+
+/// Phase 3b: the request hooks, then phases 4–5 with the response hooks on every answer.
+async fn with_plugins<D: Downstream>(
+    worker: &WorkerState,
+    generation: &Generation,
+    head: &RequestHead,
+    ctx: &RequestCtx,
+    down: &mut D,
+    place: Place<'_>,
+    chain: &[Rc<PluginInstance>],
+) -> Outcome {
+    let run = PluginRun::new(chain, head);
+    match run.request() {
+        RequestOutcome::Continue => {}
+        RequestOutcome::Answered {
+            mut status,
+            mut fields,
+            body,
+        } => {
+            if let Err(failure) = run.response(&mut status, &mut fields) {
+                plugin_failed(worker, &failure);
+                return respond_error(worker, down, &ProxyError::PluginFailed, ctx, generation, None).await;
+            }
+            let resp = plugin_answer(status, fields, body, &ctx.request_id);
+            return respond(down, &resp, false).await;
+        }
+        RequestOutcome::Failed(failure) => {
+            plugin_failed(worker, &failure);
+            let err = ProxyError::PluginFailed;
+            return respond_error(worker, down, &err, ctx, generation, Some(&run)).await;
+        }
+    }
+    // The request as the plugins left it: a changed path is rewritten by the same location.
+    let edited = match run.edited_head() {
+        Ok(edited) => edited,
+        Err(e) => {
+            tracing::warn!(error = ?e, "a plugin left the request invalid; the request gets 500");
+            let err = ProxyError::PluginFailed;
+            return respond_error(worker, down, &err, ctx, generation, Some(&run)).await;
+        }
+    };
+    let (head, place) = match &edited {
+        Some(h) => (h, Place {
+            m: place.route.rematch(place.m.index, h.path()),
+            ..place
+        }),
+        None => (head, place),
+    };
+    limit_then_forward(worker, generation, head, ctx, down, &place, Some(&run)).await
+}
+
+/// Phases 4–5; `hooks`: the response hooks every answer passes through.
+async fn limit_then_forward<D: Downstream>(
+    worker: &WorkerState,
+    generation: &Generation,
+    head: &RequestHead,
+    ctx: &RequestCtx,
+    down: &mut D,
+    place: &Place<'_>,
+    hooks: Option<&dyn ResponseHooks>,
+) -> Outcome {
     // 4. A declared request body over the limit never reaches the upstream (spec §6).
     if let BodyFraming::Length(n) = head.framing {
         if n > generation.limits.max_request_body_size {
             worker.metrics.rejected(RejectReason::RequestTooLarge);
-            tracing::warn!(path = %String::from_utf8_lossy(path), limit = generation.limits.max_request_body_size, declared = n, "request body limit exceeded");
-            return respond_error(worker, down, &ProxyError::RequestTooLarge, ctx, generation)
-                .await;
+            tracing::warn!(path = %String::from_utf8_lossy(head.path()), limit = generation.limits.max_request_body_size, declared = n, "request body limit exceeded");
+            let err = ProxyError::RequestTooLarge;
+            return respond_error(worker, down, &err, ctx, generation, hooks).await;
         }
     }
 
     // 5. Forward: the upstream request head (spec §3), then the exchange.
     let inputs = HeadInputs {
-        route,
-        route_match: &m,
+        route: place.route,
+        route_match: &place.m,
         client_ip: ctx.peer.ip(),
         proto: if ctx.tls { "https" } else { "http" },
         request_id: &ctx.request_id,
-        rules: &upstream.rules,
+        rules: &place.upstream.rules,
     };
     let fwd = Forward {
         worker,
-        route: upstream,
+        route: place.upstream,
         req: head,
         head: &inputs,
         request_id: &ctx.request_id,
@@ -172,18 +259,45 @@ async fn run_phases<D: Downstream>(
         request_timeout: generation.snapshot.request_timeout,
         max_request_body: generation.limits.max_request_body_size,
         verbose: generation.snapshot.config.logging.verbose,
+        hooks,
     };
     match forward(&fwd, down).await {
         Ok(()) => Outcome {
             sent: true,
             close: false,
         },
-        Err(ForwardError::Respond(err)) => respond_error(worker, down, &err, ctx, generation).await,
+        Err(ForwardError::Respond(err)) => {
+            // A response hook that failed on the upstream's head is not run again on the 500.
+            let hooks = hooks.filter(|_| !matches!(err, ProxyError::PluginFailed));
+            respond_error(worker, down, &err, ctx, generation, hooks).await
+        }
         Err(ForwardError::Done) => Outcome {
             sent: true,
             close: true,
         },
     }
+}
+
+/// Logs and counts a failed plugin hook (panics in `dito_plugin_panics_total`).
+fn plugin_failed(worker: &WorkerState, failure: &Failure) {
+    if failure.panicked {
+        worker.metrics.plugin_panic(&failure.plugin);
+    }
+}
+
+/// A plugin's own answer as a response Dito sends, with the request's `X-Request-ID`.
+fn plugin_answer(status: u16, fields: Fields, body: Vec<u8>, request_id: &str) -> Response {
+    let mut resp = Response::new(status);
+    for (n, v) in fields {
+        resp = resp.header(
+            String::from_utf8_lossy(&n).into_owned(),
+            String::from_utf8_lossy(&v).into_owned(),
+        );
+    }
+    if !resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("x-request-id")) {
+        resp = resp.header("X-Request-ID", request_id.to_owned());
+    }
+    resp.body(body)
 }
 
 async fn respond_error<D: Downstream>(
@@ -192,6 +306,7 @@ async fn respond_error<D: Downstream>(
     err: &ProxyError,
     ctx: &RequestCtx,
     generation: &Generation,
+    hooks: Option<&dyn ResponseHooks>,
 ) -> Outcome {
     // Rejections found while reading the body (the head's are counted by the session, a
     // request over the body limit where it is found).
@@ -201,7 +316,17 @@ async fn respond_error<D: Downstream>(
         ProxyError::Upstream(kind) => worker.metrics.upstream_error(*kind),
         _ => {}
     }
-    let resp = err.to_response(&ctx.request_id);
+    let mut resp = err.to_response(&ctx.request_id);
+    if let Some(hooks) = hooks {
+        // Dito's own errors pass through the response hooks too (spec §8).
+        match through_hooks(hooks, resp) {
+            Ok(r) => resp = r,
+            Err(failure) => {
+                plugin_failed(worker, &failure);
+                resp = ProxyError::PluginFailed.to_response(&ctx.request_id);
+            }
+        }
+    }
     if generation.snapshot.config.logging.verbose {
         let headers = resp
             .headers
@@ -210,6 +335,25 @@ async fn respond_error<D: Downstream>(
         observe::access::log_headers("response", &ctx.request_id, headers);
     }
     respond(down, &resp, err.closes_connection()).await
+}
+
+/// `resp` after the response hooks (its body is kept).
+fn through_hooks(hooks: &dyn ResponseHooks, resp: Response) -> Result<Response, Failure> {
+    let mut status = resp.status;
+    let mut fields: Fields = resp
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    hooks.response(&mut status, &mut fields)?;
+    let mut out = Response::new(status);
+    for (n, v) in fields {
+        out = out.header(
+            String::from_utf8_lossy(&n).into_owned(),
+            String::from_utf8_lossy(&v).into_owned(),
+        );
+    }
+    Ok(out.body(resp.body))
 }
 
 async fn respond<D: Downstream>(down: &mut D, resp: &Response, close: bool) -> Outcome {

@@ -65,6 +65,21 @@ impl Route {
     pub fn replace_path(&self) -> bool {
         self.replace_path
     }
+
+    /// This location's match in `path` as a [`RouteMatch`] at `index`; when the pattern no
+    /// longer matches (a plugin changed the path), an empty match, so the rewrite of spec §3
+    /// appends the whole path to the target path.
+    pub fn rematch(&self, index: usize, path: &[u8]) -> RouteMatch {
+        let (match_start, match_end) = self
+            .regex
+            .find(effective_path(path))
+            .map_or((0, 0), |m| (m.start(), m.end()));
+        RouteMatch {
+            index,
+            match_start,
+            match_end,
+        }
+    }
 }
 
 /// The winning location for a request path.

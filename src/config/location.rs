@@ -265,9 +265,6 @@ fn middlewares(f: &LocationFile, path: &str, r: &mut Report) -> Vec<String> {
             Some(name) => out.push(name.to_string()),
         }
     }
-    if !f.middlewares.is_empty() {
-        unsupported::check(r, path, Feature::Middlewares);
-    }
     out
 }
 

@@ -164,6 +164,8 @@ pub struct Plugins {
     pub directory: PathBuf,
     pub public_key_path: Option<PathBuf>,
     pub public_key_hash: Option<String>,
+    /// Every plugin of `directory`, verified and loaded (empty when a check failed).
+    pub loaded: Vec<crate::plugin::instance::LoadedPlugin>,
 }
 
 /// `tls` on the listener, with its files read and checked (spec §2; re-read on every load).

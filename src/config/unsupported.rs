@@ -9,18 +9,12 @@ use super::Report;
 /// A feature that validation checks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Feature {
-    /// A `plugins` block.
-    Plugins,
-    /// A non-empty `locations[].middlewares`.
-    Middlewares,
     /// `locations[].enable_websocket: true`.
     WebSocket,
 }
 
 /// What is not supported yet, and how messages name it.
 const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[
-    (Feature::Plugins, "plugins"),
-    (Feature::Middlewares, "middlewares"),
     (Feature::WebSocket, "WebSocket"),
 ];
 

@@ -6,6 +6,7 @@
 //! checked in `location`, transport blocks in `transport`, "not supported yet" in
 //! `unsupported`.
 
+use crate::plugin::loader::{load_all, PluginSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use super::raw::quote;
 use super::tls_files::{self, IdentityKey};
 use super::transport::TransportOverrides;
 use super::types::*;
-use super::unsupported::{self, Feature};
 use super::{join, Report};
 
 /// Validates the whole file (the caller sorts the diagnostics into file order afterwards).
@@ -60,6 +60,7 @@ pub(crate) fn validate(file: &FileConfig, r: &mut Report) -> Config {
     let global_transport = TransportOverrides::validate(&file.transport.http, "transport.http", r);
     let endpoints = endpoints(&health, &metrics);
     let locations = location::validate_all(&file.locations, &global_transport, &endpoints, r);
+    check_middlewares(&locations, plugins.as_ref(), r);
     let hot_reload = file.hot_reload.unwrap_or(DEFAULT_HOT_RELOAD);
     Config {
         port,
@@ -369,7 +370,6 @@ fn request_limits(file: &FileConfig, r: &mut Report) -> RequestLimits {
 }
 
 fn plugins(f: &PluginsFile, r: &mut Report) -> Option<Plugins> {
-    unsupported::check(r, "plugins", Feature::Plugins);
     let directory = file_path(&f.directory, "plugins.directory", r);
     let public_key_path = file_path(&f.public_key_path, "plugins.public_key_path", r);
     let public_key_hash = f.public_key_hash.clone();
@@ -385,11 +385,57 @@ fn plugins(f: &PluginsFile, r: &mut Report) -> Option<Plugins> {
     const WHY: &str = "required when plugins.directory is set";
     let public_key_path = require(public_key_path, "plugins.public_key_path", WHY, r);
     let public_key_hash = require(public_key_hash, "plugins.public_key_hash", WHY, r);
+    // Verified and loaded here, so `dito check`, startup and reloads all refuse a config
+    // whose plugins do not verify (spec §8: fail closed).
+    let loaded = match (&public_key_path, &public_key_hash) {
+        (Some(key), Some(hash)) if hash.len() == 64 => {
+            let source = PluginSource {
+                directory: &directory,
+                public_key_path: key,
+                public_key_hash: hash,
+            };
+            match load_all(&source) {
+                Ok(loaded) => loaded,
+                Err(problems) => {
+                    for (at, problem) in problems {
+                        r.error(at, problem);
+                    }
+                    Vec::new()
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
     Some(Plugins {
         directory,
         public_key_path,
         public_key_hash,
+        loaded,
     })
+}
+
+/// Every name in a location's `middlewares` must be a loaded plugin.
+fn check_middlewares(locations: &[Location], plugins: Option<&Plugins>, r: &mut Report) {
+    for (i, loc) in locations.iter().enumerate() {
+        for (j, name) in loc.middlewares.iter().enumerate() {
+            let known = plugins.is_some_and(|p| p.loaded.iter().any(|l| &l.name == name));
+            if known {
+                continue;
+            }
+            let why = match plugins {
+                None => "plugins.directory is not set".to_string(),
+                Some(p) => format!(
+                    "no such plugin in {} (expected {}/{name}/{name}.so)",
+                    p.directory.display(),
+                    p.directory.display()
+                ),
+            };
+            r.error(
+                &format!("locations[{i}].middlewares[{j}]"),
+                format!("unknown middleware {}: {why}", quote(name)),
+            );
+        }
+    }
 }
 
 fn tls(f: &TlsFile, r: &mut Report) -> Option<ListenerTls> {

@@ -7,6 +7,7 @@
 //! values (`observe::render`). Nothing here allocates or locks on the request path. Metrics
 //! of features that do not exist yet (WebSocket, plugins) are added when those land.
 
+use super::plugin_series::PluginTable;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub const CONFIG_GENERATION: &str = "dito_config_generation";
 pub const WORKER_CONNECTIONS: &str = "dito_worker_connections";
 pub const IO_DRIVER: &str = "dito_io_driver";
 pub const LOG_LINES_DROPPED_TOTAL: &str = "dito_log_lines_dropped_total";
+pub const PLUGIN_PANICS_TOTAL: &str = "dito_plugin_panics_total";
+pub const PLUGIN_COUNTER_TOTAL: &str = "dito_plugin_counter_total";
 pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
 pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
@@ -55,6 +58,8 @@ pub fn help(family: &str) -> &'static str {
         WORKER_CONNECTIONS => "Open downstream connections of each worker.",
         IO_DRIVER => "The io driver the workers use.",
         LOG_LINES_DROPPED_TOTAL => "Log lines dropped because a worker's log queue was full.",
+        PLUGIN_PANICS_TOTAL => "Plugin hooks that panicked (the request got 500), by plugin.",
+        PLUGIN_COUNTER_TOTAL => "Counters plugins add to, by plugin and counter name.",
         PROCESS_CPU_SECONDS_TOTAL => "Total user and system CPU time spent in seconds.",
         PROCESS_RESIDENT_MEMORY_BYTES => "Resident memory size in bytes.",
         PROCESS_VIRTUAL_MEMORY_BYTES => "Virtual memory size in bytes.",
@@ -245,6 +250,8 @@ pub struct WorkerMetrics {
     pub(super) response_limit_exceeded: Counter,
     /// Shared with the worker's log queue, which counts into it (`observe::log`).
     pub(super) log_lines_dropped: Arc<Counter>,
+    /// Plugin panics and counters (`observe::plugin_series`).
+    pub(super) plugins: PluginTable,
 }
 
 impl WorkerMetrics {
@@ -362,6 +369,8 @@ mod tests {
             WORKER_CONNECTIONS,
             IO_DRIVER,
             LOG_LINES_DROPPED_TOTAL,
+            PLUGIN_PANICS_TOTAL,
+            PLUGIN_COUNTER_TOTAL,
             PROCESS_CPU_SECONDS_TOTAL,
             PROCESS_RESIDENT_MEMORY_BYTES,
             PROCESS_VIRTUAL_MEMORY_BYTES,

@@ -12,6 +12,7 @@ pub mod access_line;
 pub mod counters;
 pub mod log;
 pub mod metrics;
+pub mod plugin_series;
 pub mod process;
 pub mod profiler;
 pub mod recorder;

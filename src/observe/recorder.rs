@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::metrics::{Method, RejectReason, RequestLabels, RequestSeries, WorkerMetrics};
+use super::plugin_series::PluginIndex;
 use super::series::{SeriesTable, CAPACITY};
 use crate::error::UpstreamErrorKind;
 use crate::fxhash::FxBuildHasher;
@@ -21,6 +22,7 @@ use crate::fxhash::FxBuildHasher;
 pub struct Recorder {
     shared: Arc<WorkerMetrics>,
     index: RefCell<SeriesIndex>,
+    plugins: PluginIndex,
 }
 
 impl Recorder {
@@ -28,6 +30,7 @@ impl Recorder {
         Recorder {
             shared,
             index: RefCell::new(SeriesIndex::default()),
+            plugins: PluginIndex::default(),
         }
     }
 
@@ -102,6 +105,16 @@ impl Recorder {
     /// `dito_log_lines_dropped_total`.
     pub fn log_line_dropped(&self) {
         self.shared.log_lines_dropped.inc();
+    }
+
+    /// A plugin hook panicked (`dito_plugin_panics_total`).
+    pub fn plugin_panic(&self, plugin: &str) {
+        self.plugins.panic(&self.shared.plugins, plugin);
+    }
+
+    /// A plugin added to one of its counters (`dito_plugin_counter_total`).
+    pub fn plugin_count(&self, plugin: &str, name: &str, delta: u64) {
+        self.plugins.add(&self.shared.plugins, plugin, name, delta);
     }
 }
 

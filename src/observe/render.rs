@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::metrics::{
     self as m, Method, RejectReason, WorkerMetrics, BUCKETS, DURATION_BUCKETS, INBOUND, OUTBOUND,
 };
+use super::plugin_series;
 use super::process::ProcessStats;
 use crate::error::UpstreamErrorKind;
 
@@ -85,9 +86,28 @@ pub fn render(
         sum(WorkerMetrics::log_lines_dropped),
     );
 
+    render_plugins(&mut out, workers);
     render_control(&mut out, control);
     render_process(&mut out, process);
     out.0
+}
+
+/// Plugin panics and counters, summed over workers (families only when a plugin counted).
+fn render_plugins(out: &mut Exposition, workers: &[Arc<WorkerMetrics>]) {
+    let tables: Vec<_> = workers.iter().map(|w| &w.plugins).collect();
+    let (panics, counters) = plugin_series::merged(&tables);
+    if !panics.is_empty() {
+        out.family(m::PLUGIN_PANICS_TOTAL, "counter");
+        for (plugin, n) in &panics {
+            out.sample(m::PLUGIN_PANICS_TOTAL, &[("plugin", plugin)], n);
+        }
+    }
+    if !counters.is_empty() {
+        out.family(m::PLUGIN_COUNTER_TOTAL, "counter");
+        for ((plugin, name), n) in &counters {
+            out.sample(m::PLUGIN_COUNTER_TOTAL, &[("plugin", plugin), ("name", name)], n);
+        }
+    }
 }
 
 /// Per label combination, summed over workers: per-bucket counts and the sum in nanoseconds.

@@ -29,7 +29,10 @@ use crate::http::conn::{ConnReader, ReadOutcome, ReadSource};
 use crate::http::headers::HeaderList;
 use crate::http::request::{BodyFraming, RequestHead};
 use crate::http::response_head::{parse_response_head_into, ResponseFraming, ResponseHead};
+use crate::http::status::reason_phrase;
 use crate::observe::metrics::RejectReason;
+use crate::plugin::chain::{Failure, ResponseHooks};
+use crate::plugin::exchange::Fields;
 use crate::relay::{self, headers, RelayError, RelayPlan};
 use crate::worker::state::WorkerState;
 
@@ -55,6 +58,8 @@ pub struct Forward<'a> {
     pub max_request_body: u64,
     /// `logging.verbose`: dump the response headers sent.
     pub verbose: bool,
+    /// The location's plugin response hooks, run on the response head (spec §8).
+    pub hooks: Option<&'a dyn ResponseHooks>,
 }
 
 pub(super) enum Attempt {
@@ -325,13 +330,28 @@ where
     }
     let tls = f.head.proto == "https";
     headers::final_headers_into(final_head, f.request_id, f.started.elapsed(), tls, hs);
+    let mut status = final_head.status;
+    if let Some(hooks) = f.hooks {
+        if let Err(failure) = run_response_hooks(hooks, &mut status, hs) {
+            if failure.panicked {
+                f.worker.metrics.plugin_panic(&failure.plugin);
+            }
+            return Err(Attempt::Failed(ForwardError::Respond(ProxyError::PluginFailed)));
+        }
+    }
+    // A status a plugin changed gets its standard reason phrase.
+    let reason = if status == final_head.status {
+        final_head.reason()
+    } else {
+        reason_phrase(status).as_bytes()
+    };
     if f.verbose {
         crate::observe::access::log_headers("response", f.request_id, hs.iter());
     }
     let plan = RelayPlan {
         head: OutHead {
-            status: final_head.status,
-            reason: final_head.reason(),
+            status,
+            reason,
             headers: hs,
             length_in_headers: matches!(final_head.framing, ResponseFraming::Length(_)),
         },
@@ -383,6 +403,21 @@ where
         // The response finished, but the request was cut short: end the client stream.
         sink.abort();
         return Err(Attempt::Done);
+    }
+    Ok(())
+}
+
+/// The response hooks on a head about to be sent: `hs` is rebuilt from what they left.
+fn run_response_hooks(
+    hooks: &dyn ResponseHooks,
+    status: &mut u16,
+    hs: &mut HeaderList,
+) -> Result<(), Failure> {
+    let mut fields: Fields = hs.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+    hooks.response(status, &mut fields)?;
+    hs.clear();
+    for (n, v) in &fields {
+        hs.push(n, v);
     }
     Ok(())
 }

@@ -140,6 +140,15 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
             return;
         }
     };
+    // Plugin counters go to this worker's metrics (weakly held: the state ends with the loop).
+    let weak = Rc::downgrade(&state);
+    crate::plugin::host_api::COUNTERS.with(|c| {
+        *c.borrow_mut() = Some(Rc::new(move |plugin: &str, name: &str, delta: u64| {
+            if let Some(state) = weak.upgrade() {
+                state.metrics.plugin_count(plugin, name, delta);
+            }
+        }));
+    });
     let mut stop_accepting = LocalSignal::default();
     listener::spawn_accept_loop(listener, state.clone(), stop_accepting.clone());
     monoio::spawn(sweep_pool(state.clone()));

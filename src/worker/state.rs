@@ -17,6 +17,7 @@ use crate::http::limits::SessionLimits;
 use crate::lifecycle::Lifecycle;
 use crate::observe::metrics::WorkerMetrics;
 use crate::observe::recorder::Recorder;
+use crate::plugin::instance::{location_chains, PluginInstance};
 use crate::relay::HeldBytes;
 use crate::request_id::IdGenerator;
 use crate::route::Router;
@@ -43,6 +44,8 @@ pub struct Generation {
     pub router: Router,
     /// Same order as `router`.
     pub routes: Vec<WorkerRoute>,
+    /// Each location's plugin chain (`middlewares`), this worker's instances; same order.
+    pub chains: Vec<Vec<Rc<PluginInstance>>>,
 }
 
 impl Generation {
@@ -62,7 +65,9 @@ impl Generation {
             .iter()
             .map(|t| WorkerRoute::prepare(t, configs))
             .collect::<Result<_, _>>()?;
+        let chains = location_chains(&snapshot.config)?;
         Ok(Generation {
+            chains,
             limits: snapshot.session_limits,
             health: snapshot.health.clone(),
             metrics: MetricsEndpoint::from_config(&snapshot.config.metrics),

@@ -144,7 +144,7 @@ fn header_rules() {
 }
 
 #[test]
-fn not_supported_yet() {
+fn not_supported_yet_and_plugin_references() {
     let yaml = r#"
 plugins:
   directory: ./plugins
@@ -163,9 +163,9 @@ locations:
     assert_eq!(
         errors(yaml),
         [
-            "c.yaml: plugins: not supported yet (plugins)",
+            "c.yaml: plugins.public_key_path: k.pub: cannot read: No such file or directory (os error 2)",
             "c.yaml: locations[0].enable_websocket: not supported yet (WebSocket)",
-            "c.yaml: locations[0].middlewares: not supported yet (middlewares)",
+            "c.yaml: locations[0].middlewares[0]: unknown middleware \"auth\": no such plugin in ./plugins (expected ./plugins/auth/auth.so)",
         ]
     );
 }
@@ -176,7 +176,6 @@ fn plugin_and_tls_required_fields() {
     assert_eq!(
         errs,
         [
-            "c.yaml: plugins: not supported yet (plugins)",
             "c.yaml: plugins.public_key_path: required when plugins.directory is set",
             "c.yaml: plugins.public_key_hash: must be 64 hexadecimal characters (the SHA-256 of the public key file)",
             "c.yaml: tls.cert_file: required in a tls block",
