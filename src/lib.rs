@@ -29,6 +29,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod observe;
 pub mod pipeline;
+pub mod plugin;
 pub mod relay;
 pub mod request_id;
 pub mod route;

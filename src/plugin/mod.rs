@@ -1,0 +1,3 @@
+//! Signed plugins (spec §8): signature checks (`verify`).
+
+pub mod verify;
