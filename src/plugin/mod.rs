@@ -1,3 +1,4 @@
-//! Signed plugins (spec §8): signature checks (`verify`).
+//! Signed plugins (spec §8): signature checks (`verify`) and the signer's key handling (`keys`).
 
+pub mod keys;
 pub mod verify;
