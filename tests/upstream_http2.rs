@@ -470,7 +470,7 @@ fn check_accepts_force_http2_globally_and_per_location() {
         ),
         (
             "location",
-            "locations:\n  - path: ^/\n    target_url: https://127.0.0.1:9\n    transport:\n      http:\n        force_http2: true\n",
+            "locations:\n  - path: ^/\n    target_url: http://127.0.0.1:9\n    transport:\n      http:\n        force_http2: true\n",
         ),
     ];
     for (what, yaml) in cases {
