@@ -13,7 +13,6 @@ use std::time::Duration;
 use super::defaults::*;
 use super::file::HttpTransportFile;
 use super::tls_files::{self, CertBundle, ClientIdentity, IdentityKey};
-use super::unsupported::{self, Feature};
 use super::validate::{count, duration, file_path};
 use super::{join, Report};
 
@@ -118,9 +117,6 @@ impl TransportOverrides {
             ca: None,
             identity: None,
         };
-        if out.force_http2 == Some(true) {
-            unsupported::check(r, &at("force_http2"), Feature::UpstreamHttp2);
-        }
         if out.disable_compression == Some(true) {
             r.warn(
                 &at("disable_compression"),

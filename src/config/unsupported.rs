@@ -13,8 +13,6 @@ pub(crate) enum Feature {
     Plugins,
     /// A non-empty `locations[].middlewares`.
     Middlewares,
-    /// `transport.http.force_http2: true` (global or per location).
-    UpstreamHttp2,
     /// `locations[].enable_websocket: true`.
     WebSocket,
 }
@@ -23,7 +21,6 @@ pub(crate) enum Feature {
 const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[
     (Feature::Plugins, "plugins"),
     (Feature::Middlewares, "middlewares"),
-    (Feature::UpstreamHttp2, "HTTP/2 upstreams"),
     (Feature::WebSocket, "WebSocket"),
 ];
 

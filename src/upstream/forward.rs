@@ -9,7 +9,8 @@
 //! a reused connection that fails before any response byte is retried once on a new one when
 //! that is safe. Worker thread only.
 
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::time::Duration;
 
 use monoio::time::Instant;
@@ -24,7 +25,8 @@ use super::upload::{body_finished, upload_body, Upload};
 use crate::downstream::{BodySource, Downstream, OutHead, ResponseSink};
 use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::http::body::BodyError;
-use crate::http::conn::ReadOutcome;
+use crate::http::conn::{ConnReader, ReadOutcome, ReadSource};
+use crate::http::headers::HeaderList;
 use crate::http::request::{BodyFraming, RequestHead};
 use crate::http::response_head::{parse_response_head_into, ResponseFraming, ResponseHead};
 use crate::observe::metrics::RejectReason;
@@ -55,7 +57,7 @@ pub struct Forward<'a> {
     pub verbose: bool,
 }
 
-enum Attempt {
+pub(super) enum Attempt {
     Done,
     /// Failed before any response byte: may be retried on a new connection.
     FailedEarly(UpstreamErrorKind),
@@ -67,6 +69,10 @@ pub async fn forward<D: Downstream>(f: &Forward<'_>, down: &mut D) -> Result<(),
     let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]
         .iter()
         .any(|m| f.req.is_method(m));
+    if f.route.transport.force_http2 {
+        // Boxed: the HTTP/1.1 path's future keeps its size.
+        return Box::pin(super::http2::forward(f, down)).await;
+    }
     let request_deadline = f.request_timeout.map(|t| f.started + t);
     let mut reuse = true;
     loop {
@@ -256,75 +262,20 @@ async fn exchange<D: Downstream>(
             }
         };
 
-        // The final head: a declared length over the limit is a 413 before any byte.
-        let limit = f.route.response_limit;
-        if let ResponseFraming::Length(n) = final_head.framing {
-            if n > limit {
-                note_response_limit(f, limit, n);
-                return Attempt::Failed(ForwardError::Respond(response_too_large(f, limit)));
-            }
+        if let Err(failed) = relay_final(
+            f,
+            &final_head,
+            &mut up,
+            upload.as_mut(),
+            go,
+            &mut state,
+            &mut scratch.out,
+            sink,
+        )
+        .await
+        {
+            return failed;
         }
-        let mut hs = std::mem::take(&mut scratch.out);
-        let tls = f.head.proto == "https";
-        headers::final_headers_into(&final_head, f.request_id, f.started.elapsed(), tls, &mut hs);
-        if f.verbose {
-            crate::observe::access::log_headers("response", f.request_id, hs.iter());
-        }
-        let plan = RelayPlan {
-            head: OutHead {
-                status: final_head.status,
-                reason: final_head.reason(),
-                headers: &hs,
-                length_in_headers: matches!(final_head.framing, ResponseFraming::Length(_)),
-            },
-            framing: final_head.framing,
-            // A request body not complete now leaves the client stream in an unknown state.
-            close: !body_finished(&state),
-            limit,
-            buffering: f.route.buffering && !is_event_stream(&final_head),
-            held: &f.worker.held,
-        };
-
-        // Relay the body while any upload still in flight goes on beside it.
-        let relayed = {
-            let mut relay = pin!(relay::relay(&mut up, &plan, sink));
-            loop {
-                monoio::select! {
-                    r = &mut relay => break r,
-                    r = &mut upload, if go && matches!(state, Upload::Pending) => {
-                        state = r;
-                        if matches!(state, Upload::TooLarge) {
-                            note_request_too_large(f);
-                        }
-                    }
-                }
-            }
-        };
-        match relayed {
-            Ok(()) => {}
-            Err(RelayError::Upstream) => {
-                // The upstream failed mid-body: the client gets a cut response (spec §4).
-                f.worker.metrics.upstream_error(UpstreamErrorKind::Reset);
-                sink.abort();
-                return Attempt::Done;
-            }
-            Err(RelayError::Client(_)) => return Attempt::Failed(ForwardError::Done),
-            Err(RelayError::TooLarge { seen }) => {
-                note_response_limit(f, limit, seen);
-                return Attempt::Failed(ForwardError::Respond(response_too_large(f, limit)));
-            }
-            Err(RelayError::LimitCrossed { seen }) => {
-                note_response_limit(f, limit, seen);
-                sink.abort();
-                return Attempt::Done;
-            }
-        }
-        if matches!(state, Upload::TooLarge) {
-            // The response finished, but the request was cut short: end the client stream.
-            sink.abort();
-            return Attempt::Done;
-        }
-        scratch.out = hs;
         let keep = final_head.keep_alive;
         scratch.head = final_head.into_storage();
         (keep, state)
@@ -339,6 +290,101 @@ async fn exchange<D: Downstream>(
         f.worker.pool.check_in(conn, permit, f.route.pool_limits);
     }
     Attempt::Done
+}
+
+/// Relays the final response: a declared length over the limit is a 413 before any byte;
+/// otherwise the head goes out (rewritten per spec §4 into `hs`, the connection's reusable
+/// list) and the body is relayed from `up` while any upload still in flight goes on beside it.
+/// `Ok` when the response went out whole and the request body was not cut short. Shared by
+/// the HTTP/1.1 and HTTP/2 exchanges.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn relay_final<R, U, S>(
+    f: &Forward<'_>,
+    final_head: &ResponseHead,
+    up: &mut ConnReader<R>,
+    mut upload: Pin<&mut U>,
+    go: bool,
+    state: &mut Upload,
+    hs: &mut HeaderList,
+    sink: &mut S,
+) -> Result<(), Attempt>
+where
+    R: ReadSource,
+    U: Future<Output = Upload>,
+    S: ResponseSink,
+{
+    // The final head: a declared length over the limit is a 413 before any byte.
+    let limit = f.route.response_limit;
+    if let ResponseFraming::Length(n) = final_head.framing {
+        if n > limit {
+            note_response_limit(f, limit, n);
+            return Err(Attempt::Failed(ForwardError::Respond(response_too_large(
+                f, limit,
+            ))));
+        }
+    }
+    let tls = f.head.proto == "https";
+    headers::final_headers_into(final_head, f.request_id, f.started.elapsed(), tls, hs);
+    if f.verbose {
+        crate::observe::access::log_headers("response", f.request_id, hs.iter());
+    }
+    let plan = RelayPlan {
+        head: OutHead {
+            status: final_head.status,
+            reason: final_head.reason(),
+            headers: hs,
+            length_in_headers: matches!(final_head.framing, ResponseFraming::Length(_)),
+        },
+        framing: final_head.framing,
+        // A request body not complete now leaves the client stream in an unknown state.
+        close: !body_finished(state),
+        limit,
+        buffering: f.route.buffering && !is_event_stream(final_head),
+        held: &f.worker.held,
+    };
+
+    // Relay the body while any upload still in flight goes on beside it.
+    let relayed = {
+        let mut relay = pin!(relay::relay(up, &plan, sink));
+        loop {
+            monoio::select! {
+                r = &mut relay => break r,
+                r = &mut upload, if go && matches!(*state, Upload::Pending) => {
+                    *state = r;
+                    if matches!(*state, Upload::TooLarge) {
+                        note_request_too_large(f);
+                    }
+                }
+            }
+        }
+    };
+    match relayed {
+        Ok(()) => {}
+        Err(RelayError::Upstream) => {
+            // The upstream failed mid-body: the client gets a cut response (spec §4).
+            f.worker.metrics.upstream_error(UpstreamErrorKind::Reset);
+            sink.abort();
+            return Err(Attempt::Done);
+        }
+        Err(RelayError::Client(_)) => return Err(Attempt::Failed(ForwardError::Done)),
+        Err(RelayError::TooLarge { seen }) => {
+            note_response_limit(f, limit, seen);
+            return Err(Attempt::Failed(ForwardError::Respond(response_too_large(
+                f, limit,
+            ))));
+        }
+        Err(RelayError::LimitCrossed { seen }) => {
+            note_response_limit(f, limit, seen);
+            sink.abort();
+            return Err(Attempt::Done);
+        }
+    }
+    if matches!(*state, Upload::TooLarge) {
+        // The response finished, but the request was cut short: end the client stream.
+        sink.abort();
+        return Err(Attempt::Done);
+    }
+    Ok(())
 }
 
 fn response_too_large(f: &Forward<'_>, limit: u64) -> ProxyError {
@@ -358,7 +404,7 @@ fn note_response_limit(f: &Forward<'_>, limit: u64, seen: u64) {
     );
 }
 
-fn note_request_too_large(f: &Forward<'_>) {
+pub(super) fn note_request_too_large(f: &Forward<'_>) {
     f.worker.metrics.rejected(RejectReason::RequestTooLarge);
     tracing::warn!(
         path = %String::from_utf8_lossy(f.req.path()),
@@ -375,13 +421,13 @@ fn is_event_stream(head: &ResponseHead) -> bool {
     })
 }
 
-enum Timeout {
+pub(super) enum Timeout {
     SendOwnContinue,
     Fail(UpstreamErrorKind),
 }
 
 /// The next deadline while waiting for a response head, and what its expiry means.
-fn head_deadline(
+pub(super) fn head_deadline(
     request_deadline: Option<Instant>,
     sent_at: Option<Instant>,
     rht: Duration,
@@ -413,13 +459,16 @@ fn head_deadline(
     })
 }
 
-fn invalid_response<S: ResponseSink>(sink: &mut S) -> ForwardError {
+pub(super) fn invalid_response<S: ResponseSink>(sink: &mut S) -> ForwardError {
     upstream_failure(UpstreamErrorKind::InvalidResponse, sink)
 }
 
 /// An upstream failure before the final head: answered, unless an interim response already
 /// went out (then the client's response is cut).
-fn upstream_failure<S: ResponseSink>(kind: UpstreamErrorKind, sink: &mut S) -> ForwardError {
+pub(super) fn upstream_failure<S: ResponseSink>(
+    kind: UpstreamErrorKind,
+    sink: &mut S,
+) -> ForwardError {
     if sink.committed() {
         sink.abort();
         ForwardError::Done
@@ -428,7 +477,7 @@ fn upstream_failure<S: ResponseSink>(kind: UpstreamErrorKind, sink: &mut S) -> F
     }
 }
 
-fn client_body_error<S: ResponseSink>(e: &BodyError, sink: &mut S) -> ForwardError {
+pub(super) fn client_body_error<S: ResponseSink>(e: &BodyError, sink: &mut S) -> ForwardError {
     if sink.committed() {
         sink.abort();
         return ForwardError::Done;

@@ -4,6 +4,7 @@
 
 pub mod connect;
 pub mod forward;
+pub mod http2;
 pub mod pool;
 pub mod request_head;
 pub mod route;

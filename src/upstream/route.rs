@@ -115,7 +115,7 @@ impl WorkerRoute {
         let tr = &t.transport;
         let tls = match &t.tls {
             Some(target) => Some(WorkerTls {
-                config: configs.get_or_build(&target.material)?,
+                config: configs.get_or_build_for(&target.material, tr.force_http2)?,
                 server_name: target.server_name.clone(),
             }),
             None => None,

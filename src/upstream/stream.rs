@@ -8,6 +8,7 @@ use monoio::net::TcpStream;
 use monoio::BufResult;
 
 use crate::http::conn::ReadSource;
+use crate::http::response::WriteSink;
 use crate::tls::io::{TlsReader, TlsWriter};
 
 /// The read half.
@@ -39,6 +40,14 @@ impl UpstreamReader {
             UpstreamReader::Tls(rd) => Some(rd.cert_requested()),
         }
     }
+
+    /// `None` on a plain connection; on a TLS one, whether ALPN chose `h2`.
+    pub fn negotiated_h2(&self) -> Option<bool> {
+        match self {
+            UpstreamReader::Plain(_) => None,
+            UpstreamReader::Tls(rd) => Some(rd.negotiated_h2()),
+        }
+    }
 }
 
 impl ReadSource for UpstreamReader {
@@ -56,6 +65,19 @@ impl UpstreamWriter {
         match self {
             UpstreamWriter::Plain(wr) => wr.write_all(data).await,
             UpstreamWriter::Tls(wr) => wr.write_all(data).await,
+        }
+    }
+}
+
+impl WriteSink for UpstreamWriter {
+    async fn write_all_owned(&mut self, buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
+        self.write_all(buf).await
+    }
+
+    async fn close_write(&mut self) -> std::io::Result<()> {
+        match self {
+            UpstreamWriter::Plain(wr) => monoio::io::AsyncWriteRent::shutdown(wr).await,
+            UpstreamWriter::Tls(wr) => wr.shutdown().await,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! across generations while the hash stays the same — a reload with unchanged files keeps the
 //! config and its session cache. SNI and certificate verification use the target's host (an
 //! IP-literal target is verified against the certificate's IP SAN); ALPN offers only
-//! `http/1.1`. There is never a plaintext fallback. Worker thread only.
+//! `http/1.1`, or only `h2` for a location with `force_http2` (a second config per content
+//! hash). There is never a plaintext fallback. Worker thread only.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -34,31 +35,43 @@ pub struct WorkerTls {
     pub server_name: ServerName<'static>,
 }
 
-/// One worker's client configs by content hash, kept across generations.
+/// One worker's client configs by content hash and ALPN (`h2` or not), kept across
+/// generations.
 #[derive(Default)]
 pub struct ClientConfigs {
-    by_hash: RefCell<HashMap<u64, Arc<ClientConfig>, FxBuildHasher>>,
+    by_hash: RefCell<HashMap<(u64, bool), Arc<ClientConfig>, FxBuildHasher>>,
 }
 
 impl ClientConfigs {
-    /// The config for `tls`, built on first use.
+    /// The HTTP/1.1 config for `tls`, built on first use.
     pub fn get_or_build(&self, tls: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
-        if let Some(config) = self.by_hash.borrow().get(&tls.settings) {
+        self.get_or_build_for(tls, false)
+    }
+
+    /// The config for `tls` offering `h2` (`http2`) or `http/1.1` by ALPN.
+    pub fn get_or_build_for(
+        &self,
+        tls: &UpstreamTls,
+        http2: bool,
+    ) -> Result<Arc<ClientConfig>, String> {
+        let key = (tls.settings, http2);
+        if let Some(config) = self.by_hash.borrow().get(&key) {
             return Ok(config.clone());
         }
-        let config = Arc::new(
-            build_client_config(tls).map_err(|e| format!("upstream TLS client config: {e}"))?,
-        );
-        self.by_hash
-            .borrow_mut()
-            .insert(tls.settings, config.clone());
+        let mut config =
+            build_client_config(tls).map_err(|e| format!("upstream TLS client config: {e}"))?;
+        if http2 {
+            config.alpn_protocols = vec![b"h2".to_vec()];
+        }
+        let config = Arc::new(config);
+        self.by_hash.borrow_mut().insert(key, config.clone());
         Ok(config)
     }
 
     /// Forgets configs the running generation no longer uses (older generations' requests
     /// hold their own `Arc`s).
     pub fn retain(&self, used: impl Fn(u64) -> bool) {
-        self.by_hash.borrow_mut().retain(|hash, _| used(*hash));
+        self.by_hash.borrow_mut().retain(|(hash, _), _| used(*hash));
     }
 
     pub fn len(&self) -> usize {

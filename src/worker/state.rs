@@ -23,6 +23,7 @@ use crate::route::Router;
 use crate::snapshot::Snapshot;
 use crate::tls::server::ServerConfigs;
 use crate::upstream::connect::Resolver;
+use crate::upstream::http2::H2Conns;
 use crate::upstream::pool::Pool;
 use crate::upstream::route::WorkerRoute;
 use crate::upstream::tls::ClientConfigs;
@@ -91,6 +92,8 @@ pub struct WorkerState {
     pub held: HeldBytes,
     /// Upstream connections, kept across generations.
     pub pool: Pool,
+    /// Multiplexed HTTP/2 upstream connections (`force_http2`), one per pool key.
+    pub h2_conns: Rc<H2Conns>,
     pub resolver: Resolver,
     /// TLS client configs by content hash (design §1: one per worker), kept across
     /// generations so a reload with unchanged files keeps their session caches.
@@ -127,6 +130,7 @@ impl WorkerState {
             lifecycle,
             drain: LocalSignal::default(),
             tls_configs,
+            h2_conns: Rc::default(),
             server_configs,
             generation: RefCell::new(Rc::new(first)),
         })

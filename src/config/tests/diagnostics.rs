@@ -164,10 +164,8 @@ locations:
         errors(yaml),
         [
             "c.yaml: plugins: not supported yet (plugins)",
-            "c.yaml: transport.http.force_http2: not supported yet (HTTP/2 upstreams)",
             "c.yaml: locations[0].enable_websocket: not supported yet (WebSocket)",
             "c.yaml: locations[0].middlewares: not supported yet (middlewares)",
-            "c.yaml: locations[0].transport.http.force_http2: not supported yet (HTTP/2 upstreams)",
         ]
     );
 }
