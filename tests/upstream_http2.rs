@@ -338,6 +338,35 @@ fn the_servers_max_concurrent_streams_is_respected() {
     assert!(up.failures().is_empty(), "{:?}", up.failures());
 }
 
+#[test]
+fn the_servers_limit_holds_before_its_settings_arrive() {
+    // The server's SETTINGS (limit 3) leave 150 ms after the connection: meanwhile the 15
+    // requests are queued. Opening all of them at once on the new connection exceeds the
+    // limit; the server refuses the excess (REFUSED_STREAM, RFC 9113 §5.1.2), which is never
+    // the client's answer: the streams must wait for the SETTINGS (or be retried).
+    let opts = Opts::plain()
+        .max_concurrent_streams(3)
+        .settings_delay(Duration::from_millis(150));
+    let up = H2Upstream::start(None, opts);
+    let d = Dito::start(&one_worker(yaml("", &[loc("^/", &up.url(), &h2_loc(&[]))])));
+    let rs = concurrent_gets(d.addr, 15, "/hold?ms=50");
+    let failed: Vec<String> = rs
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| format!("{} {}", r.status, r.body_str()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 15 failed: {failed:?}\nupstream: {} connections, {} requests seen",
+        failed.len(),
+        up.accepted(),
+        up.seen_path("/hold").len()
+    );
+    assert_eq!(up.seen_path("/hold").len(), 15);
+    assert!(up.max_open_streams_per_connection() <= 3);
+    assert!(up.failures().is_empty(), "{:?}", up.failures());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5, 6: bodies and a reset mid-body
 // ---------------------------------------------------------------------------------------------

@@ -51,6 +51,10 @@ pub struct Opts {
     pub tls: bool,
     /// The `SETTINGS_MAX_CONCURRENT_STREAMS` the server announces.
     pub max_concurrent_streams: u32,
+    /// How long the server waits after accepting (and the TLS handshake) before it starts
+    /// HTTP/2, i.e. before its SETTINGS leave: a slow link's first round trip, during which
+    /// a client does not know the server's limits yet.
+    pub settings_delay: Duration,
 }
 
 impl Default for Opts {
@@ -58,6 +62,7 @@ impl Default for Opts {
         Opts {
             tls: false,
             max_concurrent_streams: 100,
+            settings_delay: Duration::ZERO,
         }
     }
 }
@@ -78,6 +83,11 @@ impl Opts {
 
     pub fn max_concurrent_streams(mut self, n: u32) -> Opts {
         self.max_concurrent_streams = n;
+        self
+    }
+
+    pub fn settings_delay(mut self, d: Duration) -> Opts {
+        self.settings_delay = d;
         self
     }
 }
@@ -164,13 +174,16 @@ impl H2Upstream {
         let shared = Arc::new(Shared::default());
         let thread = {
             let shared = shared.clone();
-            let max = opts.max_concurrent_streams;
+            let h2 = H2Settings {
+                max_streams: opts.max_concurrent_streams,
+                delay: opts.settings_delay,
+            };
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap();
-                rt.block_on(accept_loop(std_listener, acceptor, max, shared));
+                rt.block_on(accept_loop(std_listener, acceptor, h2, shared));
                 // Dropping the runtime drops every connection task and closes its socket.
             })
         };
@@ -245,10 +258,17 @@ impl Drop for H2Upstream {
     }
 }
 
+/// How a connection starts HTTP/2.
+#[derive(Clone, Copy)]
+struct H2Settings {
+    max_streams: u32,
+    delay: Duration,
+}
+
 async fn accept_loop(
     std_listener: std::net::TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    max_streams: u32,
+    h2: H2Settings,
     shared: Arc<Shared>,
 ) {
     let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
@@ -263,9 +283,9 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             match acceptor {
-                None => serve(tcp, conn, max_streams, shared).await,
+                None => serve(tcp, conn, h2, shared).await,
                 Some(a) => match tokio::time::timeout(HANDSHAKE, a.accept(tcp)).await {
-                    Ok(Ok(tls)) => serve(tls, conn, max_streams, shared).await,
+                    Ok(Ok(tls)) => serve(tls, conn, h2, shared).await,
                     Ok(Err(e)) => fail(&shared, format!("conn {conn}: tls: {e:?}")),
                     Err(_) => fail(&shared, format!("conn {conn}: tls handshake timed out")),
                 },
@@ -279,12 +299,15 @@ fn fail(shared: &Shared, what: String) {
 }
 
 /// One HTTP/2 connection: every stream is handled on its own task.
-async fn serve<T>(io: T, conn: usize, max_streams: u32, shared: Arc<Shared>)
+async fn serve<T>(io: T, conn: usize, settings: H2Settings, shared: Arc<Shared>)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if !settings.delay.is_zero() {
+        tokio::time::sleep(settings.delay).await;
+    }
     let handshake = h2::server::Builder::new()
-        .max_concurrent_streams(max_streams)
+        .max_concurrent_streams(settings.max_streams)
         .handshake::<_, Bytes>(io);
     let mut h2 = match tokio::time::timeout(HANDSHAKE, handshake).await {
         Ok(Ok(h2)) => h2,
