@@ -97,6 +97,33 @@ fn fifty_concurrent_streams_get_their_own_responses() {
 }
 
 #[test]
+fn request_trailers_reach_the_upstream_in_its_chunked_body() {
+    let e = Echo::start();
+    let d = dito(&e, "");
+    run(async {
+        let (client, _) = connect(d.addr).await;
+        let mut c = client.clone().ready().await.unwrap();
+        // No content-length: the HTTP/1.1 upstream gets a chunked body, which can carry them.
+        let (resp, mut body) = c
+            .send_request(req("POST", "/echo").body(()).unwrap(), false)
+            .unwrap();
+        body.send_data(Bytes::from_static(b"hello"), false).unwrap();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-checksum", "abc123".parse().unwrap());
+        body.send_trailers(trailers).unwrap();
+        let r = read_reply(resp).await.unwrap();
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert_eq!(
+            echo_line(&text, "trailer: "),
+            ["x-checksum: abc123"],
+            "{text}"
+        );
+        assert_eq!(echo_line(&text, "body-length: "), ["5"], "{text}");
+    });
+}
+
+#[test]
 fn post_body_reaches_the_upstream() {
     let e = Echo::start();
     let d = dito(&e, "");

@@ -72,6 +72,9 @@ pub struct H2Body {
     received: u64,
     done: bool,
     idle: Duration,
+    /// The trailing HEADERS of the request as `Name: value\r\n` lines (the raw form a chunked
+    /// HTTP/1.1 body's trailers have), once the body ended.
+    trailers: Vec<u8>,
 }
 
 impl BodySource for H2Body {
@@ -92,7 +95,10 @@ impl BodySource for H2Body {
             let next = monoio::time::timeout(self.idle, poll_fn(|cx| self.recv.poll_data(cx)));
             match next.await {
                 Err(_) => return Err(BodyError::IdleTimeout),
-                Ok(None) => self.done = true,
+                Ok(None) => {
+                    self.done = true;
+                    self.take_trailers().await?;
+                }
                 Ok(Some(Ok(b))) => self.pending = b,
                 Ok(Some(Err(e))) if e.is_reset() || e.is_io() => return Err(BodyError::Truncated),
                 Ok(Some(Err(e))) => return Err(BodyError::Io(io::Error::other(e))),
@@ -109,8 +115,29 @@ impl BodySource for H2Body {
     }
 
     fn trailers(&self) -> &[u8] {
-        // Request trailers are not forwarded yet.
-        &[]
+        &self.trailers
+    }
+}
+
+impl H2Body {
+    /// Reads the request's trailing HEADERS, if any (h2 already bounded them by the header
+    /// list limit and checked their names and values).
+    async fn take_trailers(&mut self) -> Result<(), BodyError> {
+        let next = monoio::time::timeout(self.idle, poll_fn(|cx| self.recv.poll_trailers(cx)));
+        let fields = match next.await {
+            Err(_) => return Err(BodyError::IdleTimeout),
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(fields))) => fields,
+            Ok(Err(e)) if e.is_reset() || e.is_io() => return Err(BodyError::Truncated),
+            Ok(Err(e)) => return Err(BodyError::Io(io::Error::other(e))),
+        };
+        for (name, value) in &fields {
+            self.trailers.extend_from_slice(name.as_str().as_bytes());
+            self.trailers.extend_from_slice(b": ");
+            self.trailers.extend_from_slice(value.as_bytes());
+            self.trailers.extend_from_slice(b"\r\n");
+        }
+        Ok(())
     }
 }
 
@@ -341,6 +368,7 @@ impl H2Exchange {
                 received: 0,
                 done: false,
                 idle,
+                trailers: Vec::new(),
             },
             sink: H2Sink {
                 respond,

@@ -213,10 +213,12 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
 /// How often idle upstream connections past their `idle_conn_timeout` are closed.
 const POOL_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Closes expired idle upstream connections for as long as the worker runs.
+/// Closes expired idle upstream connections (and forgets ended HTTP/2 ones) for as long as
+/// the worker runs.
 async fn sweep_pool(state: Rc<WorkerState>) {
     loop {
         monoio::time::sleep(POOL_SWEEP_EVERY).await;
         state.pool.sweep();
+        state.h2_conns.sweep();
     }
 }
