@@ -193,6 +193,17 @@ fn plain_target_gets_http2_with_prior_knowledge_and_forwarding_fields() {
     let r = get(d.addr, "/bytes/5000");
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body == pattern(5000), "body differs");
+    let mut c = Client::connect(d.addr);
+    c.send(b"HEAD /bytes/100 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = c.read_response_for(true);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-length"), Some("100"), "{r:?}");
+    assert_eq!(
+        c.ending(Duration::from_millis(200)),
+        Ending::Open,
+        "bytes after a HEAD"
+    );
+    assert_eq!(up.seen_path("/bytes/100")[0].method, "HEAD");
     let r = get_close(d.addr, "/status/404");
     assert_eq!(r.status, 404, "{r:?}");
     assert!(r.body.is_empty(), "{r:?}");
@@ -211,7 +222,21 @@ fn https_target_gets_http2_over_tls_with_alpn_h2_from_the_global_transport() {
         "transport:\n  http:\n    force_http2: true\n    ca_file: '{}'\n",
         pki.ca.display()
     );
-    let d = Dito::start(&yaml(&top, &[loc("^/", &up.url(), "")]));
+    // A location setting only `ca_file` keeps the global `force_http2`.
+    let other = format!(
+        "    transport:\n      http:\n        ca_file: '{}'\n",
+        pki.other_ca.display()
+    );
+    let d = Dito::start(&yaml(
+        &top,
+        &[
+            loc("^/other-ca/", &format!("{}/", up.url()), &other),
+            loc("^/", &up.url(), ""),
+        ],
+    ));
+    let r = get(d.addr, "/other-ca/echo/x");
+    assert_upstream_error(&r, 502, "Bad Gateway", "tls_unknown_ca");
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
     let r = get(d.addr, "/echo/tls?a=b");
     assert_eq!(
         r.status,
@@ -228,7 +253,10 @@ fn https_target_gets_http2_over_tls_with_alpn_h2_from_the_global_transport() {
     let r = get(d.addr, "/bytes/70000");
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body == pattern(70_000), "body differs");
-    assert!(up.failures().is_empty(), "{:?}", up.failures());
+    // The refused handshake of `/other-ca/` is the upstream's only failure.
+    let failures = up.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("tls"), "{failures:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

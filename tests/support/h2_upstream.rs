@@ -407,13 +407,21 @@ fn pattern_at(from: usize, len: usize) -> Bytes {
         .into()
 }
 
+/// What follows a response head.
+enum Body {
+    Empty,
+    Data(Bytes),
+    /// N pattern bytes.
+    Pattern(usize),
+    /// 10000 pattern bytes, then RST_STREAM INTERNAL_ERROR.
+    CutByReset,
+}
+
 async fn handle(
     req: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) -> Result<(), h2::Error> {
     let (parts, mut body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().unwrap_or("").to_owned();
     // Every route reads the request body to its end first.
     let mut received = Vec::new();
     while let Some(chunk) = body.data().await {
@@ -421,107 +429,106 @@ async fn handle(
         let _ = body.flow_control().release_capacity(chunk.len());
         received.extend_from_slice(&chunk);
     }
-    let head = |status: u16| Response::builder().status(status);
-    if path == "/echo-body" {
-        let resp = head(200)
-            .header("content-length", received.len())
+    let (head, body) = route(&parts, received).await;
+    // A HEAD request gets the head alone (with the length a GET would have).
+    if parts.method == http::Method::HEAD || matches!(body, Body::Empty) {
+        respond.send_response(head, true)?;
+        return Ok(());
+    }
+    let mut out = respond.send_response(head, false)?;
+    match body {
+        Body::Empty => Ok(()),
+        Body::Data(data) => send_all(&mut out, data, true).await,
+        Body::Pattern(n) => send_pattern(&mut out, n).await,
+        Body::CutByReset => {
+            send_all(&mut out, pattern_at(0, 10_000), false).await?;
+            // A reset discards DATA still queued in h2: give the connection task time to
+            // write the 10000 bytes (they fit the peer's initial window) before resetting.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            out.send_reset(h2::Reason::INTERNAL_ERROR);
+            Ok(())
+        }
+    }
+}
+
+/// The response for a request whose body was `received`.
+async fn route(parts: &http::request::Parts, received: Vec<u8>) -> (Response<()>, Body) {
+    let path = parts.uri.path();
+    let status = |code: u16| Response::builder().status(code);
+    let text = |code: u16, text: String| {
+        let head = status(code)
+            .header("content-type", "text/plain")
+            .header("content-length", text.len())
             .body(())
             .unwrap();
-        let mut out = respond.send_response(resp, received.is_empty())?;
-        return send_all(&mut out, Bytes::from(received), true).await;
+        (head, Body::Data(Bytes::from(text)))
+    };
+    let octets = |len: Option<usize>| {
+        let b = status(200).header("content-type", "application/octet-stream");
+        match len {
+            Some(n) => b.header("content-length", n),
+            None => b,
+        }
+        .body(())
+        .unwrap()
+    };
+    if path == "/echo-body" {
+        let n = received.len();
+        let body = if n == 0 {
+            Body::Empty
+        } else {
+            Body::Data(Bytes::from(received))
+        };
+        return (octets(Some(n)), body);
     }
     if path.starts_with("/echo") {
-        let target = match parts.uri.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.clone(),
-        };
-        let mut text = format!(
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or(path, |p| p.as_str())
+            .to_owned();
+        let mut out = format!(
             "method: {}\ntarget: {target}\nversion: HTTP/2.0\nauthority: {}\nscheme: {}\n",
             parts.method,
             parts.uri.authority().map_or("", |a| a.as_str()),
             parts.uri.scheme_str().unwrap_or(""),
         );
         for (n, v) in &parts.headers {
-            text.push_str(&format!(
+            out.push_str(&format!(
                 "header: {}: {}\n",
                 n.as_str(),
                 String::from_utf8_lossy(v.as_bytes())
             ));
         }
-        let resp = head(200)
-            .header("content-type", "text/plain")
-            .header("content-length", text.len())
-            .body(())
-            .unwrap();
-        let mut out = respond.send_response(resp, false)?;
-        return send_all(&mut out, Bytes::from(text), true).await;
+        return text(200, out);
     }
-    if let Some(n) = path.strip_prefix("/bytes/") {
-        if let Ok(n) = n.parse::<usize>() {
-            let resp = head(200)
-                .header("content-type", "application/octet-stream")
-                .header("content-length", n)
-                .body(())
-                .unwrap();
-            let mut out = respond.send_response(resp, n == 0)?;
-            return send_pattern(&mut out, n).await;
-        }
+    if let Some(Ok(n)) = path.strip_prefix("/bytes/").map(str::parse::<usize>) {
+        return (octets(Some(n)), Body::Pattern(n));
     }
-    if let Some(n) = path.strip_prefix("/nolength/") {
-        if let Ok(n) = n.parse::<usize>() {
-            let resp = head(200)
-                .header("content-type", "application/octet-stream")
-                .body(())
-                .unwrap();
-            let mut out = respond.send_response(resp, n == 0)?;
-            return send_pattern(&mut out, n).await;
-        }
+    if let Some(Ok(n)) = path.strip_prefix("/nolength/").map(str::parse::<usize>) {
+        return (octets(None), Body::Pattern(n));
     }
     if path == "/slow-head" || path == "/hold" {
-        tokio::time::sleep(ms(&query)).await;
+        tokio::time::sleep(ms(parts.uri.query().unwrap_or(""))).await;
         let body = if path == "/hold" { "ok" } else { "slow\n" };
-        let resp = head(200)
-            .header("content-type", "text/plain")
-            .header("content-length", body.len())
-            .body(())
-            .unwrap();
-        let mut out = respond.send_response(resp, false)?;
-        return send_all(&mut out, Bytes::from(body), true).await;
+        return text(200, body.to_owned());
     }
     if path == "/reset-mid-body" {
-        let resp = head(200)
-            .header("content-type", "application/octet-stream")
-            .header("content-length", 1_000_000)
-            .body(())
-            .unwrap();
-        let mut out = respond.send_response(resp, false)?;
-        send_all(&mut out, pattern_at(0, 10_000), false).await?;
-        // A reset discards DATA still queued in h2: give the connection task time to write
-        // the 10000 bytes (they fit the peer's initial window) before resetting.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        out.send_reset(h2::Reason::INTERNAL_ERROR);
-        return Ok(());
+        return (octets(Some(1_000_000)), Body::CutByReset);
     }
-    if let Some(code) = path.strip_prefix("/status/") {
-        if let Ok(code) = code.parse::<u16>() {
-            if (200..=999).contains(&code) {
-                respond.send_response(head(code).body(()).unwrap(), true)?;
-                return Ok(());
-            }
+    if let Some(Ok(code)) = path.strip_prefix("/status/").map(str::parse::<u16>) {
+        if (200..=999).contains(&code) {
+            return (status(code).body(()).unwrap(), Body::Empty);
         }
     }
-    let text = format!("no such endpoint: {path}\n");
-    let resp = head(404)
-        .header("content-type", "text/plain")
-        .header("content-length", text.len())
-        .body(())
-        .unwrap();
-    let mut out = respond.send_response(resp, false)?;
-    send_all(&mut out, Bytes::from(text), true).await
+    text(404, format!("no such endpoint: {path}\n"))
 }
 
 /// Sends `n` pattern bytes and ends the stream.
 async fn send_pattern(out: &mut SendStream<Bytes>, n: usize) -> Result<(), h2::Error> {
+    if n == 0 {
+        return send_all(out, Bytes::new(), true).await;
+    }
     let mut pos = 0;
     while pos < n {
         let len = CHUNK.min(n - pos);
