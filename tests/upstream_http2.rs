@@ -2,9 +2,10 @@
 //! of the HTTP/2-only test upstream of `support::h2_upstream` (prior knowledge on plain TCP,
 //! or TLS with ALPN `h2`). What reaches the upstream (`version: HTTP/2.0`, `:authority`,
 //! `:scheme`, the forwarding fields, no hop-by-hop fields), one multiplexed connection per
-//! worker, the server's `max_concurrent_streams`, bodies both ways, a stream reset mid-body,
-//! HTTP/1.1-only upstreams (502 `invalid_response`), `dito check`, and the response header
-//! timeout.
+//! worker, the server's `max_concurrent_streams` (also before its SETTINGS arrive), GOAWAY,
+//! bodies both ways, a stream reset mid-body, clients leaving mid-upload and mid-download
+//! (the upstream stream is cancelled), HTTP/1.1-only upstreams (502 `invalid_response`), a
+//! failed shared connect, `dito check`, and the response header timeout.
 //!
 //! Clients are the raw HTTP/1.1 client of `support::client` and, in one test, the h2 client of
 //! `support::h2client` (h2c with prior knowledge to Dito).
@@ -18,7 +19,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use proxy_common::{
-    assert_upstream_error, head_field, is_hex32, loc, one_worker, pattern, yaml, Raw,
+    assert_upstream_error, get_on, head_field, is_hex32, loc, one_worker, pattern, yaml, Raw,
 };
 use support::client::{get, request, Client, Ending, Resp};
 use support::h2_upstream::{H2Upstream, Opts};
@@ -50,6 +51,8 @@ struct Echoed {
     authority: String,
     scheme: String,
     headers: Vec<(String, String)>,
+    body_length: usize,
+    trailers: Vec<String>,
 }
 
 impl Echoed {
@@ -62,6 +65,8 @@ impl Echoed {
             authority: String::new(),
             scheme: String::new(),
             headers: Vec::new(),
+            body_length: usize::MAX,
+            trailers: Vec::new(),
         };
         for line in r.body_str().lines() {
             let (k, v) = line.split_once(": ").unwrap_or((line, ""));
@@ -75,6 +80,8 @@ impl Echoed {
                     let (n, v) = v.split_once(": ").unwrap_or((v, ""));
                     e.headers.push((n.to_owned(), v.to_owned()));
                 }
+                "body-length" => e.body_length = v.parse().unwrap(),
+                "trailer" => e.trailers.push(v.to_owned()),
                 _ => panic!("unexpected echo line {line:?} in {r:?}"),
             }
         }
@@ -395,6 +402,28 @@ fn the_servers_limit_holds_before_its_settings_arrive() {
     assert!(up.failures().is_empty(), "{:?}", up.failures());
 }
 
+#[test]
+fn after_an_upstream_goaway_requests_go_to_a_new_connection() {
+    // The upstream sends GOAWAY as the second stream of each connection arrives; a client
+    // must not open further streams there (RFC 9113 §6.8).
+    let up = H2Upstream::start(None, Opts::plain().goaway_after(2));
+    let d = Dito::start(&one_worker(yaml("", &[loc("^/", &up.url(), &h2_loc(&[]))])));
+    let mut c = Client::connect(d.addr);
+    for i in 0..6 {
+        let r = get_on(&mut c, &format!("/echo/{i}"));
+        assert_eq!(
+            r.status,
+            200,
+            "request {i}: {r:?}\nupstream: {:?}",
+            up.seen()
+        );
+        assert_eq!(Echoed::parse(&r).target, format!("/echo/{i}"));
+    }
+    let conns: Vec<usize> = up.seen().iter().map(|s| s.conn).collect();
+    assert_eq!(conns, [1, 1, 2, 2, 3, 3], "connection of each request");
+    assert!(up.failures().is_empty(), "{:?}", up.failures());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5, 6: bodies and a reset mid-body
 // ---------------------------------------------------------------------------------------------
@@ -458,6 +487,61 @@ fn request_and_response_bodies_arrive_intact() {
 }
 
 #[test]
+fn chunked_trailers_and_expect_continue() {
+    let up = H2Upstream::plain();
+    let d = dito_h2(&up.url());
+    // Chunked trailers become trailing HEADERS.
+    let mut c = Client::connect(d.addr);
+    c.send(
+        b"POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n\
+          5\r\nhello\r\n0\r\nX-Trailer: yes\r\n\r\n",
+    );
+    let r = c.read_response();
+    let ec = Echoed::parse(&r);
+    assert_eq!(ec.body_length, 5, "{ec:?}");
+    assert_eq!(ec.trailers, ["x-trailer: yes"], "{ec:?}");
+    assert!(ec.all("transfer-encoding").is_empty(), "{ec:?}");
+    assert_eq!(ec.all("te"), ["trailers"], "{ec:?}");
+    // `Expect: 100-continue` is answered by Dito; the upstream does not see it.
+    let mut raw = Raw::connect(d.addr);
+    raw.send(
+        b"POST /echo/e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    raw.read_until_contains(b"\r\n\r\n");
+    assert!(
+        raw.buf.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&raw.buf)
+    );
+    raw.buf.clear();
+    raw.send(b"hello");
+    raw.read_until_contains(b"body-length: 5\n");
+    let text = String::from_utf8_lossy(&raw.buf).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("header: expect:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_idle_upstream_connection_closes_after_idle_conn_timeout() {
+    let up = H2Upstream::plain();
+    let t = h2_loc(&["idle_conn_timeout: 300ms"]);
+    let d = Dito::start(&one_worker(yaml("", &[loc("^/", &up.url(), &t)])));
+    assert_eq!(get(d.addr, "/bytes/10").status, 200);
+    assert_eq!(up.closed(), 0);
+    // Checked every second (README): closed within a few seconds, not held forever.
+    assert!(
+        eventually(Duration::from_secs(5), || up.closed() == 1),
+        "the idle upstream connection was not closed"
+    );
+    let r = get(d.addr, "/bytes/10");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(up.accepted(), 2, "a new connection for the next request");
+}
+
+#[test]
 fn upstream_reset_mid_body_cuts_the_client_response() {
     let up = H2Upstream::plain();
     let d = dito_h2(&up.url());
@@ -479,6 +563,72 @@ fn upstream_reset_mid_body_cuts_the_client_response() {
     let r = get(d.addr, "/echo/after");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(Echoed::parse(&r).version, "HTTP/2.0");
+}
+
+/// Polls `cond` every 10 ms for up to `wait`; whether it came true.
+fn eventually(wait: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_client_leaving_mid_upload_cancels_its_upstream_stream() {
+    // Limit 3: streams left open by abandoned uploads would soon block the connection.
+    let up = H2Upstream::start(None, Opts::plain().max_concurrent_streams(3));
+    let d = Dito::start(&one_worker(yaml("", &[loc("^/", &up.url(), &h2_loc(&[]))])));
+    for i in 1..=4 {
+        let mut c = Client::connect(d.addr);
+        c.send(b"POST /echo-body HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n");
+        c.send(&pattern(20_000));
+        assert!(
+            eventually(Duration::from_secs(5), || up.seen_path("/echo-body").len()
+                == i),
+            "upload {i} never reached the upstream: {:?}",
+            up.seen()
+        );
+        drop(c);
+        assert!(
+            eventually(Duration::from_secs(5), || up.open_streams() == 0),
+            "upload {i}: {} upstream streams still open after the client left",
+            up.open_streams()
+        );
+    }
+    let r = get(d.addr, "/echo/after");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(up.accepted(), 1, "connections to the upstream");
+}
+
+#[test]
+fn a_client_leaving_mid_download_cancels_its_upstream_stream() {
+    let up = H2Upstream::plain();
+    let d = Dito::start(&one_worker(yaml("", &[loc("^/", &up.url(), &h2_loc(&[]))])));
+    for i in 1..=3 {
+        let mut c = Raw::connect(d.addr);
+        c.send(b"GET /bytes/50000000 HTTP/1.1\r\nHost: a\r\n\r\n");
+        c.read_until_contains(b"\r\n\r\n");
+        assert!(
+            c.buf.starts_with(b"HTTP/1.1 200 "),
+            "{:?}",
+            String::from_utf8_lossy(&c.buf)
+        );
+        drop(c);
+        assert!(
+            eventually(Duration::from_secs(5), || up.open_streams() == 0),
+            "download {i}: {} upstream streams still open after the client left",
+            up.open_streams()
+        );
+    }
+    let r = get(d.addr, "/bytes/1000");
+    assert!(r.status == 200 && r.body == pattern(1000), "{r:?}");
+    assert_eq!(up.accepted(), 1, "connections to the upstream");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,6 +661,27 @@ fn https_upstream_without_h2_is_502_invalid_response() {
         seen.iter().all(|s| s.target != "/x"),
         "an HTTP/1.1 request reached the upstream: {seen:?}"
     );
+}
+
+#[test]
+fn concurrent_first_requests_share_a_failed_connect() {
+    // Requests waiting for one connection attempt all get its failure, none hangs.
+    let port = proxy_common::closed_port();
+    let d = Dito::start(&one_worker(yaml(
+        "",
+        &[loc("^/", &format!("http://127.0.0.1:{port}"), &h2_loc(&[]))],
+    )));
+    let start = Instant::now();
+    for r in concurrent_gets(d.addr, 10, "/echo/x") {
+        assert_upstream_error(&r, 502, "Bad Gateway", "connect_refused");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // And the next attempt is a new one.
+    assert_upstream_error(&get(d.addr, "/"), 502, "Bad Gateway", "connect_refused");
 }
 
 // ---------------------------------------------------------------------------------------------

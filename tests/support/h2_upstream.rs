@@ -10,7 +10,8 @@
 //!
 //! Routes (the body pattern is `dito-echo`'s, byte i = `b'a' + i % 26`):
 //! - `/echo…` → 200, text lines `method: M`, `target: /path?query`, `version: HTTP/2.0`,
-//!   `authority: A`, `scheme: S`, then `header: name: value` per field;
+//!   `authority: A`, `scheme: S`, then `header: name: value` per field, `body-length: N`,
+//!   and `trailer: name: value` per trailer field;
 //! - `/bytes/N` → 200 with `content-length` and N pattern bytes; `/nolength/N` → the same
 //!   without `content-length`;
 //! - `/echo-body` → 200 with the request body (read releasing flow-control capacity);
@@ -19,6 +20,9 @@
 //! - `/reset-mid-body` → `content-length: 1000000`, 10000 pattern bytes, then RST_STREAM
 //!   INTERNAL_ERROR;
 //! - `/status/N` → status N, empty body; anything else → 404.
+//!
+//! Options: the announced `max_concurrent_streams` (default 100), a delay before the server's
+//! SETTINGS, and GOAWAY after N streams on a connection.
 //!
 //! Dropping the handle sets a flag the accept loop checks at least every 50 ms; the runtime
 //! (with every connection task) is dropped when the loop ends, and the thread is joined.
@@ -55,6 +59,8 @@ pub struct Opts {
     /// HTTP/2, i.e. before its SETTINGS leave: a slow link's first round trip, during which
     /// a client does not know the server's limits yet.
     pub settings_delay: Duration,
+    /// Send GOAWAY (graceful shutdown) on each connection as its N-th stream arrives.
+    pub goaway_after: Option<usize>,
 }
 
 impl Default for Opts {
@@ -63,6 +69,7 @@ impl Default for Opts {
             tls: false,
             max_concurrent_streams: 100,
             settings_delay: Duration::ZERO,
+            goaway_after: None,
         }
     }
 }
@@ -88,6 +95,11 @@ impl Opts {
 
     pub fn settings_delay(mut self, d: Duration) -> Opts {
         self.settings_delay = d;
+        self
+    }
+
+    pub fn goaway_after(mut self, n: usize) -> Opts {
+        self.goaway_after = Some(n);
         self
     }
 }
@@ -127,6 +139,8 @@ impl Seen {
 struct Shared {
     stop: AtomicBool,
     accepted: AtomicUsize,
+    /// HTTP/2 connections that ended (by either side).
+    closed: AtomicUsize,
     open: AtomicUsize,
     max_open: AtomicUsize,
     /// The most streams open at once on any one connection.
@@ -177,6 +191,7 @@ impl H2Upstream {
             let h2 = H2Settings {
                 max_streams: opts.max_concurrent_streams,
                 delay: opts.settings_delay,
+                goaway_after: opts.goaway_after,
             };
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -213,6 +228,11 @@ impl H2Upstream {
     /// TCP connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// HTTP/2 connections that have ended so far (closed by either side).
+    pub fn closed(&self) -> usize {
+        self.shared.closed.load(Ordering::SeqCst)
     }
 
     /// The most streams that were open at once so far.
@@ -263,6 +283,7 @@ impl Drop for H2Upstream {
 struct H2Settings {
     max_streams: u32,
     delay: Duration,
+    goaway_after: Option<usize>,
 }
 
 async fn accept_loop(
@@ -315,6 +336,7 @@ where
         Err(_) => return fail(&shared, format!("conn {conn}: h2 handshake timed out")),
     };
     let open_here = Arc::new(AtomicUsize::new(0));
+    let mut streams = 0;
     while let Some(next) = h2.accept().await {
         let (req, respond) = match next {
             Ok(x) => x,
@@ -323,9 +345,14 @@ where
                 if !e.is_go_away() && !e.is_io() {
                     fail(&shared, format!("conn {conn}: {e:?}"));
                 }
-                return;
+                break;
             }
         };
+        streams += 1;
+        if settings.goaway_after == Some(streams) {
+            // GOAWAY now; the streams already open still complete (accept keeps driving).
+            h2.graceful_shutdown();
+        }
         let guard = OpenStream::new(&shared, &open_here);
         shared.seen.lock().unwrap().push(seen(conn, &req));
         tokio::spawn(async move {
@@ -334,6 +361,7 @@ where
             drop(guard);
         });
     }
+    shared.closed.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Counts a stream as open (in all and on its connection) while it lives.
@@ -429,7 +457,8 @@ async fn handle(
         let _ = body.flow_control().release_capacity(chunk.len());
         received.extend_from_slice(&chunk);
     }
-    let (head, body) = route(&parts, received).await;
+    let trailers = body.trailers().await?;
+    let (head, body) = route(&parts, received, trailers.as_ref()).await;
     // A HEAD request gets the head alone (with the length a GET would have).
     if parts.method == http::Method::HEAD || matches!(body, Body::Empty) {
         respond.send_response(head, true)?;
@@ -452,7 +481,11 @@ async fn handle(
 }
 
 /// The response for a request whose body was `received`.
-async fn route(parts: &http::request::Parts, received: Vec<u8>) -> (Response<()>, Body) {
+async fn route(
+    parts: &http::request::Parts,
+    received: Vec<u8>,
+    trailers: Option<&http::HeaderMap>,
+) -> (Response<()>, Body) {
     let path = parts.uri.path();
     let status = |code: u16| Response::builder().status(code);
     let text = |code: u16, text: String| {
@@ -496,6 +529,14 @@ async fn route(parts: &http::request::Parts, received: Vec<u8>) -> (Response<()>
         for (n, v) in &parts.headers {
             out.push_str(&format!(
                 "header: {}: {}\n",
+                n.as_str(),
+                String::from_utf8_lossy(v.as_bytes())
+            ));
+        }
+        out.push_str(&format!("body-length: {}\n", received.len()));
+        for (n, v) in trailers.into_iter().flatten() {
+            out.push_str(&format!(
+                "trailer: {}: {}\n",
                 n.as_str(),
                 String::from_utf8_lossy(v.as_bytes())
             ));
