@@ -14,6 +14,7 @@
 )]
 
 pub mod client;
+pub mod h2_upstream;
 pub mod h2client;
 pub mod https_upstream;
 pub mod prom;
