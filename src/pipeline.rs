@@ -35,8 +35,8 @@ use crate::plugin::chain::{Failure, PluginRun, RequestOutcome, ResponseHooks};
 use crate::plugin::exchange::Fields;
 use crate::plugin::instance::PluginInstance;
 use crate::request_id::RequestId;
-use crate::upstream::forward::{forward, Forward, ForwardError};
 use crate::route::{Route, RouteMatch};
+use crate::upstream::forward::{forward, Forward, ForwardError};
 use crate::upstream::request_head::HeadInputs;
 use crate::upstream::route::WorkerRoute;
 use crate::worker::state::{Generation, WorkerState};
@@ -133,7 +133,15 @@ async fn run_phases<D: Downstream>(
     }
     // 2. Methods and target forms that never reach a location.
     if head.form == TargetForm::Authority {
-        return respond_error(worker, down, &ProxyError::MethodNotAllowed, ctx, generation, None).await;
+        return respond_error(
+            worker,
+            down,
+            &ProxyError::MethodNotAllowed,
+            ctx,
+            generation,
+            None,
+        )
+        .await;
     }
     if head.form == TargetForm::Asterisk {
         return respond_error(worker, down, &ProxyError::NotFound, ctx, generation, None).await;
@@ -154,10 +162,16 @@ async fn run_phases<D: Downstream>(
 
     // 3b. The location's plugins (spec §8), on a path of their own (boxed: the common path's
     // future keeps its size).
-    let chain = generation.chains.get(m.index).map_or(&[][..], Vec::as_slice);
+    let chain = generation
+        .chains
+        .get(m.index)
+        .map_or(&[][..], Vec::as_slice);
     if !chain.is_empty() {
         let place = Place { route, upstream, m };
-        return Box::pin(with_plugins(worker, generation, head, ctx, down, place, chain)).await;
+        return Box::pin(with_plugins(
+            worker, generation, head, ctx, down, place, chain,
+        ))
+        .await;
     }
     let place = Place { route, upstream, m };
     limit_then_forward(worker, generation, head, ctx, down, &place, None).await
@@ -190,7 +204,15 @@ async fn with_plugins<D: Downstream>(
         } => {
             if let Err(failure) = run.response(&mut status, &mut fields) {
                 plugin_failed(worker, &failure);
-                return respond_error(worker, down, &ProxyError::PluginFailed, ctx, generation, None).await;
+                return respond_error(
+                    worker,
+                    down,
+                    &ProxyError::PluginFailed,
+                    ctx,
+                    generation,
+                    None,
+                )
+                .await;
             }
             let resp = plugin_answer(status, fields, body, &ctx.request_id);
             return respond(down, &resp, false).await;
@@ -211,10 +233,13 @@ async fn with_plugins<D: Downstream>(
         }
     };
     let (head, place) = match &edited {
-        Some(h) => (h, Place {
-            m: place.route.rematch(place.m.index, h.path()),
-            ..place
-        }),
+        Some(h) => (
+            h,
+            Place {
+                m: place.route.rematch(place.m.index, h.path()),
+                ..place
+            },
+        ),
         None => (head, place),
     };
     limit_then_forward(worker, generation, head, ctx, down, &place, Some(&run)).await
@@ -294,7 +319,11 @@ fn plugin_answer(status: u16, fields: Fields, body: Vec<u8>, request_id: &str) -
             String::from_utf8_lossy(&v).into_owned(),
         );
     }
-    if !resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("x-request-id")) {
+    if !resp
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("x-request-id"))
+    {
         resp = resp.header("X-Request-ID", request_id.to_owned());
     }
     resp.body(body)

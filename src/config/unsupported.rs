@@ -14,9 +14,7 @@ pub(crate) enum Feature {
 }
 
 /// What is not supported yet, and how messages name it.
-const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[
-    (Feature::WebSocket, "WebSocket"),
-];
+const NOT_SUPPORTED_YET: &[(Feature, &str)] = &[(Feature::WebSocket, "WebSocket")];
 
 /// Records `path: not supported yet (NAME)` if `feature` is still on the list.
 pub(crate) fn check(r: &mut Report, path: &str, feature: Feature) {

@@ -58,9 +58,7 @@ impl PluginIndex {
 }
 
 /// Sums of every worker: panics by plugin, and counters by (plugin, name).
-pub fn merged(
-    tables: &[&PluginTable],
-) -> (BTreeMap<String, u64>, BTreeMap<(String, String), u64>) {
+pub fn merged(tables: &[&PluginTable]) -> (BTreeMap<String, u64>, BTreeMap<(String, String), u64>) {
     let (mut panics, mut counters) = (BTreeMap::new(), BTreeMap::new());
     for table in tables {
         for s in table.iter() {
@@ -79,4 +77,3 @@ pub fn merged(
     }
     (panics, counters)
 }
-

@@ -105,7 +105,11 @@ fn render_plugins(out: &mut Exposition, workers: &[Arc<WorkerMetrics>]) {
     if !counters.is_empty() {
         out.family(m::PLUGIN_COUNTER_TOTAL, "counter");
         for ((plugin, name), n) in &counters {
-            out.sample(m::PLUGIN_COUNTER_TOTAL, &[("plugin", plugin), ("name", name)], n);
+            out.sample(
+                m::PLUGIN_COUNTER_TOTAL,
+                &[("plugin", plugin), ("name", name)],
+                n,
+            );
         }
     }
 }

@@ -37,7 +37,11 @@ pub enum RequestOutcome {
     Continue,
     /// A plugin answered: status, fields and body of its response (before the response
     /// hooks of the plugins in front of it).
-    Answered { status: u16, fields: Fields, body: Vec<u8> },
+    Answered {
+        status: u16,
+        fields: Fields,
+        body: Vec<u8>,
+    },
     /// A hook failed or panicked.
     Failed(Failure),
 }
@@ -98,7 +102,8 @@ impl<'h> PluginRun<'h> {
                 s.phase = Phase::Request;
                 s.current = i;
             }
-            let code = calling(&p.name, || p.on_request(self.handle()));
+            // SAFETY: the handle points to this run's state, which no borrow holds now.
+            let code = calling(&p.name, || unsafe { p.on_request(self.handle()) });
             match code {
                 Code::CONTINUE => self.ran.set(i + 1),
                 Code::RESPOND => {
@@ -144,7 +149,8 @@ impl<'h> PluginRun<'h> {
                 continue;
             }
             self.state.borrow_mut().current = i;
-            let code = calling(&p.name, || p.on_response(self.handle()));
+            // SAFETY: as in `request`.
+            let code = calling(&p.name, || unsafe { p.on_response(self.handle()) });
             if code != Code::CONTINUE {
                 outcome = Err(failed(p, code));
                 break;

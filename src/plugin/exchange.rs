@@ -47,9 +47,9 @@ pub struct ExchangeState<'h> {
 
 fn valid_name(name: &[u8]) -> bool {
     !name.is_empty()
-        && name.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn valid_value(value: &[u8]) -> bool {
@@ -124,7 +124,8 @@ impl<'h> ExchangeState<'h> {
             return c;
         }
         let clean = p.first() == Some(&b'/')
-            && p.iter().all(|&b| b > b' ' && b != 0x7f && b != b'?' && b != b'#');
+            && p.iter()
+                .all(|&b| b > b' ' && b != 0x7f && b != b'?' && b != b'#');
         if !clean {
             return HostCode::INVALID;
         }
@@ -284,7 +285,10 @@ impl<'h> ExchangeState<'h> {
             target.extend_from_slice(q);
         }
         let fields: Vec<(&[u8], &[u8])> = match &self.req_headers {
-            Some(f) => f.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect(),
+            Some(f) => f
+                .iter()
+                .map(|(n, v)| (n.as_slice(), v.as_slice()))
+                .collect(),
             None => self.head.headers().collect(),
         };
         let mut head = RequestHead::assemble(
@@ -328,7 +332,10 @@ impl<'a> FieldsView<'a> {
 
     pub fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
         match self {
-            FieldsView::Head(h) => h.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v),
+            FieldsView::Head(h) => h
+                .headers()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v),
             FieldsView::Owned(f) => f
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -84,8 +84,7 @@ unsafe extern "C" fn collect_error(ctx: *mut c_void, msg: StrView) {
     // SAFETY: `ctx` is the `RefCell<String>` the caller made for this call; `msg` is the
     // plugin's view, read within the call.
     let (out, msg) = unsafe { (&*ctx.cast::<RefCell<String>>(), msg.as_bytes()) };
-    out.borrow_mut()
-        .push_str(&String::from_utf8_lossy(msg));
+    out.borrow_mut().push_str(&String::from_utf8_lossy(msg));
 }
 
 /// Runs `f` with an [`ErrorOut`] and returns what the plugin wrote into it.
@@ -131,7 +130,11 @@ impl PluginInstance {
             None => Err(format!(
                 "plugin {}: create failed: {}",
                 plugin.name,
-                if message.is_empty() { "no reason given" } else { &message }
+                if message.is_empty() {
+                    "no reason given"
+                } else {
+                    &message
+                }
             )),
         }
     }
@@ -148,7 +151,11 @@ impl PluginInstance {
     }
 
     /// Runs the request hook (`CONTINUE` when there is none).
-    pub fn on_request(&self, x: *mut Exchange) -> Code {
+    ///
+    /// # Safety
+    /// `x` must point to the live `ExchangeState` of the request, reached only through this
+    /// pointer while the hook runs.
+    pub unsafe fn on_request(&self, x: *mut Exchange) -> Code {
         match self.descriptor.get().on_request {
             // SAFETY: the instance came from this plugin's `create` on this thread, and `x`
             // is a live exchange for the duration of the call.
@@ -158,7 +165,10 @@ impl PluginInstance {
     }
 
     /// Runs the response hook (`CONTINUE` when there is none).
-    pub fn on_response(&self, x: *mut Exchange) -> Code {
+    ///
+    /// # Safety
+    /// As for [`PluginInstance::on_request`].
+    pub unsafe fn on_response(&self, x: *mut Exchange) -> Code {
         match self.descriptor.get().on_response {
             // SAFETY: as in `on_request`.
             Some(hook) if self.hooks_response() => unsafe { hook(self.instance.as_ptr(), x) },
@@ -190,7 +200,10 @@ impl fmt::Debug for PluginInstance {
 /// This worker's instances for every location's `middlewares` (one instance per plugin,
 /// shared by the locations that list it), made on the calling worker thread.
 pub fn location_chains(config: &Config) -> Result<Vec<Vec<Rc<PluginInstance>>>, String> {
-    let loaded = config.plugins.as_ref().map_or(&[][..], |p| p.loaded.as_slice());
+    let loaded = config
+        .plugins
+        .as_ref()
+        .map_or(&[][..], |p| p.loaded.as_slice());
     let mut made: Vec<Rc<PluginInstance>> = Vec::new();
     let mut chains = Vec::with_capacity(config.locations.len());
     for loc in &config.locations {

@@ -13,7 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use plugin_abi::{Code, EntryFn, PluginDescriptor, StrView, ABI_MAJOR, ENTRY_SYMBOL};
 
@@ -41,10 +41,10 @@ pub struct PluginSource<'a> {
 // Control thread only (loads happen at startup and reloads, never on a worker), so a lock
 // here is off the data path.
 #[allow(clippy::disallowed_types)]
-fn registry() -> &'static Mutex<HashMap<[u8; 32], Descriptor>> {
+fn registry() -> &'static std::sync::Mutex<HashMap<[u8; 32], Descriptor>> {
     #[allow(clippy::disallowed_types)]
-    static LOADED: OnceLock<Mutex<HashMap<[u8; 32], Descriptor>>> = OnceLock::new();
-    LOADED.get_or_init(Mutex::default)
+    static LOADED: OnceLock<std::sync::Mutex<HashMap<[u8; 32], Descriptor>>> = OnceLock::new();
+    LOADED.get_or_init(Default::default)
 }
 
 /// A problem and the config key it belongs to.
@@ -52,17 +52,20 @@ pub type Problem = (&'static str, String);
 
 /// Loads every plugin of `src`; `Err` is one problem per plugin or file, each naming it.
 pub fn load_all(src: &PluginSource<'_>) -> Result<Vec<LoadedPlugin>, Vec<Problem>> {
-    let key = verify::public_key_from_file(src.public_key_path, src.public_key_hash).map_err(
-        |e| {
+    let key =
+        verify::public_key_from_file(src.public_key_path, src.public_key_hash).map_err(|e| {
             let at = match e.cause {
                 verify::Cause::KeyHashMismatch { .. } => "plugins.public_key_hash",
                 _ => "plugins.public_key_path",
             };
             vec![(at, e.to_string())]
-        },
-    )?;
-    let entries = fs::read_dir(src.directory)
-        .map_err(|e| vec![("plugins.directory", format!("{}: {e}", src.directory.display()))])?;
+        })?;
+    let entries = fs::read_dir(src.directory).map_err(|e| {
+        vec![(
+            "plugins.directory",
+            format!("{}: {e}", src.directory.display()),
+        )]
+    })?;
     let mut dirs: Vec<(String, PathBuf)> = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -223,8 +226,8 @@ fn config_json(path: &Path) -> Result<String, String> {
     if text.trim().is_empty() {
         return Ok("{}".to_string());
     }
-    let value: serde_json::Value = serde_saphyr::from_str(&text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::to_string(&value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -242,7 +245,11 @@ fn validate_config(d: &PluginDescriptor, json: &str) -> Result<(), String> {
         Code::PANICKED => Err(format!("config check panicked: {message}")),
         _ => Err(format!(
             "plugin config rejected: {}",
-            if message.is_empty() { "no reason given" } else { &message }
+            if message.is_empty() {
+                "no reason given"
+            } else {
+                &message
+            }
         )),
     }
 }

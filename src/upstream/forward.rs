@@ -336,7 +336,9 @@ where
             if failure.panicked {
                 f.worker.metrics.plugin_panic(&failure.plugin);
             }
-            return Err(Attempt::Failed(ForwardError::Respond(ProxyError::PluginFailed)));
+            return Err(Attempt::Failed(ForwardError::Respond(
+                ProxyError::PluginFailed,
+            )));
         }
     }
     // A status a plugin changed gets its standard reason phrase.

@@ -39,12 +39,17 @@ pub async fn forward<D: Downstream>(f: &Forward<'_>, down: &mut D) -> Result<(),
     let request_deadline = f.request_timeout.map(|t| f.started + t);
     for attempt in 0..2 {
         let (conn, reused) = acquire(f, request_deadline).await?;
-        match exchange(f, &conn, request_deadline, down).await {
+        let mut refused = false;
+        match exchange(f, &conn, request_deadline, down, &mut refused).await {
             Attempt::Done => return Ok(()),
             Attempt::FailedEarly(kind) => {
-                f.worker.h2_conns.forget(&f.route.key, &conn);
+                if !refused {
+                    f.worker.h2_conns.forget(&f.route.key, &conn);
+                }
                 let (body, sink) = down.parts();
-                let safe = reused && idempotent && body.received() == 0 && !sink.committed();
+                // A refused stream was not processed (RFC 9113 §8.7): safe for any method.
+                let safe =
+                    (refused || reused && idempotent) && body.received() == 0 && !sink.committed();
                 if safe && attempt == 0 {
                     continue;
                 }
@@ -92,6 +97,7 @@ async fn exchange<D: Downstream>(
     conn: &H2Conn,
     request_deadline: Option<Instant>,
     down: &mut D,
+    refused: &mut bool,
 ) -> Attempt {
     let mut head = Vec::with_capacity(512);
     write_request_head(&mut head, f.req, f.head);
@@ -170,6 +176,7 @@ async fn exchange<D: Downstream>(
         Ok(resp) => resp.into_parts(),
         Err(e) => {
             let kind = classify(&e);
+            *refused = e.reason() == Some(Reason::REFUSED_STREAM) && e.is_remote();
             tracing::warn!(upstream = %f.route.key.host, kind = kind.as_str(), error = %e, "HTTP/2 upstream stream failed");
             // The forward loop retries only when no request-body byte was consumed.
             return if !sink.committed() {

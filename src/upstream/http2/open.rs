@@ -38,6 +38,9 @@ pub async fn open(f: &Forward<'_>) -> Result<H2Conn, UpstreamErrorKind> {
     let mut builder = h2::client::Builder::new();
     builder
         .enable_push(false)
+        // One stream until the server's SETTINGS say how many it takes: without this h2
+        // would open every queued stream at once and the server would refuse the extras.
+        .initial_max_send_streams(1)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_send_buffer_size(MAX_SEND_BUFFER);
