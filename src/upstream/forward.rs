@@ -104,6 +104,25 @@ async fn acquire(
     reuse: bool,
     request_deadline: Option<Instant>,
 ) -> Result<(UpstreamConn, Permit, bool), ForwardError> {
+    // An idle connection is taken at once, as the checkout below would on its first poll
+    // (a timeout polls its future before its timer).
+    if reuse {
+        if let Some((conn, permit)) = f.worker.pool.try_reuse(&f.route.key, f.route.pool_limits) {
+            return Ok((conn, permit, true));
+        }
+    }
+    // Boxed: waiting at the cap, resolving, connecting and the TLS handshake make a future of
+    // several KiB that keep-alive requests never need; inline, every request's future would
+    // carry (and move) that space.
+    Box::pin(checkout_or_connect(f, reuse, request_deadline)).await
+}
+
+/// The checkout (waiting at the cap), or a new connection, under the request deadline.
+async fn checkout_or_connect(
+    f: &Forward<'_>,
+    reuse: bool,
+    request_deadline: Option<Instant>,
+) -> Result<(UpstreamConn, Permit, bool), ForwardError> {
     let t = &f.route.transport;
     let fail = |k| ForwardError::Respond(ProxyError::Upstream(k));
     let work = async {

@@ -153,6 +153,23 @@ impl Pool {
         }
     }
 
+    /// An idle, unexpired connection for `key`, if there is one; expired ones met on the way
+    /// close (as in a checkout). Never takes a slot for a new connection.
+    pub fn try_reuse(&self, key: &PoolKey, limits: PoolLimits) -> Option<(UpstreamConn, Permit)> {
+        let mut inner = self.inner.borrow_mut();
+        let Inner { hosts, total_idle } = &mut *inner;
+        let entry = hosts.get_mut(key)?;
+        while let Some(idle) = entry.idle.pop() {
+            *total_idle -= 1;
+            if idle.since.elapsed() < limits.idle_timeout {
+                return Some((idle.conn, self.permit(key)));
+            }
+            // Expired: closing it frees its slot.
+            entry.open = entry.open.saturating_sub(1);
+        }
+        None
+    }
+
     fn try_checkout(&self, key: &PoolKey, limits: PoolLimits, reuse: bool) -> Option<Checkout> {
         let mut inner = self.inner.borrow_mut();
         let Inner { hosts, total_idle } = &mut *inner;
