@@ -40,6 +40,7 @@ impl HeaderList {
         self.fields.clear();
     }
 
+    #[inline]
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
         let n0 = self.buf.len() as u32;
         self.buf.extend_from_slice(name);

@@ -103,12 +103,16 @@ fn load_one(
         .map_err(|e| format!("{}: {e}", so_path.display()))?;
     let descriptor = load_image(name, &image, &sha256)?;
     let d = descriptor.get();
-    check_descriptor(name, d)?;
+    check_descriptor(d)?;
     let config_json = config_json(&dir.join("config.yaml"))?;
     validate_config(d, &config_json)?;
     // SAFETY: the descriptor's views point into the loaded (never unloaded) image.
-    let version = String::from_utf8_lossy(unsafe { d.version.as_bytes() }).into_owned();
-    tracing::info!(plugin = name, version = %version, sha256 = %hex(&sha256), "plugin verified and loaded");
+    let (own_name, version) = unsafe { (d.name.as_bytes(), d.version.as_bytes()) };
+    let (own_name, version) = (
+        String::from_utf8_lossy(own_name),
+        String::from_utf8_lossy(version).into_owned(),
+    );
+    tracing::info!(plugin = name, library = %own_name, version = %version, sha256 = %hex(&sha256), "plugin verified and loaded");
     Ok(LoadedPlugin {
         name: name.to_string(),
         version,
@@ -187,8 +191,10 @@ fn sealed_memfd(name: &str, image: &[u8]) -> std::io::Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
-/// The ABI checks: size, major version, name.
-fn check_descriptor(name: &str, d: &PluginDescriptor) -> Result<(), String> {
+/// The ABI checks: size, major version, a create function. The plugin's name is its
+/// directory's (the Go layout); the name the library gives itself is only logged, so one
+/// library may serve under several names with different configs.
+fn check_descriptor(d: &PluginDescriptor) -> Result<(), String> {
     if (d.struct_size as usize) < std::mem::size_of::<PluginDescriptor>() {
         return Err(format!(
             "plugin descriptor too small ({} bytes, ABI {ABI_MAJOR} needs {})",
@@ -200,14 +206,6 @@ fn check_descriptor(name: &str, d: &PluginDescriptor) -> Result<(), String> {
         return Err(format!(
             "built for plugin ABI {}.{}, this Dito speaks {ABI_MAJOR}.x",
             d.abi_major, d.abi_minor
-        ));
-    }
-    // SAFETY: a view into the loaded image.
-    let own = unsafe { d.name.as_bytes() };
-    if own != name.as_bytes() {
-        return Err(format!(
-            "the library calls itself {:?}, not {name:?} (its directory)",
-            String::from_utf8_lossy(own)
         ));
     }
     if d.create.is_none() {

@@ -429,6 +429,8 @@ where
 }
 
 /// The response hooks on a head about to be sent: `hs` is rebuilt from what they left.
+#[cold]
+#[inline(never)]
 fn run_response_hooks(
     hooks: &dyn ResponseHooks,
     status: &mut u16,
