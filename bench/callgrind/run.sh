@@ -7,6 +7,11 @@
 #   total instruction count. Run it with N=0 and N=2000 and divide the difference by 2000.
 #   Compare builds with the same N; memcpy above glibc's rep-movsb threshold is counted per
 #   byte, so look at it separately (callgrind_annotate OUT).
+#   On a busy machine how often Dito waits for its sockets varies, and with it the count (±1k
+#   per request). Pin everything to one CPU at real-time priority for repeatable numbers
+#   (within a few instructions per request; every request then waits twice, so counts are
+#   ~2k higher than on a quiet machine):
+#     chrt -f 10 taskset -c 1 bench/callgrind/run.sh …   (origin started under taskset -c 1)
 set -euo pipefail
 bin=$1; backend=$2; n=$3; mode=$4; out=${5:-callgrind.out}
 dir=$(mktemp -d)
