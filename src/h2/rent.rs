@@ -2,8 +2,8 @@
 //! or the TLS listener's rustls halves) as the poll-style tokio traits the h2 crate needs, for
 //! streams that have no poll-io form: the TLS listener's connections after ALPN `h2`. Each read and write is an owned-buffer operation moved
 //! into a boxed future together with its half, which comes back when the operation ends. A
-//! write copies the caller's bytes and reports them written once the operation completes
-//! (the caller offers the same bytes again while it is pending, as h2 does). Set TCP_NODELAY
+//! write copies the caller's bytes, starts the operation and reports them written at once;
+//! the next write or a flush waits for it (write-behind, one write in flight). Set TCP_NODELAY
 //! on the socket: each write is one frame, and Nagle would hold every one back for an ACK.
 
 use std::future::Future;
@@ -20,6 +20,8 @@ use crate::http::response::WriteSink;
 type Op<T> = Pin<Box<dyn Future<Output = T>>>;
 /// A read in flight: the half, its result and the buffer come back together.
 type ReadOp<R> = Op<(R, io::Result<usize>, Vec<u8>)>;
+/// A write in flight, likewise.
+type WriteOp<W> = Op<(W, io::Result<usize>, Vec<u8>)>;
 
 /// Bytes asked for per read.
 const READ_SIZE: usize = 16 * 1024;
@@ -32,7 +34,9 @@ pub struct RentIo<R, W> {
     /// Bytes read but not handed out yet, from `pos`.
     got: Vec<u8>,
     pos: usize,
-    writing: Option<Op<(W, io::Result<usize>)>>,
+    writing: Option<WriteOp<W>>,
+    /// The buffer of the last finished write, reused by the next.
+    spare: Vec<u8>,
     closing: Option<Op<(W, io::Result<()>)>>,
 }
 
@@ -48,6 +52,7 @@ impl<R, W> RentIo<R, W> {
             got: Vec::new(),
             pos: 0,
             writing: None,
+            spare: Vec::new(),
             closing: None,
         }
     }
@@ -102,14 +107,16 @@ impl<R: ReadSource + 'static, W> AsyncRead for RentIo<R, W> {
 }
 
 impl<R, W: WriteSink + 'static> RentIo<R, W> {
-    fn poll_pending_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// Waits for the write in flight, if any; its buffer comes back for the next write.
+    fn poll_pending_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some(op) = self.writing.as_mut() else {
-            return Poll::Ready(Ok(0));
+            return Poll::Ready(Ok(()));
         };
-        let (wr, r) = ready!(op.as_mut().poll(cx));
+        let (wr, r, buf) = ready!(op.as_mut().poll(cx));
         self.writing = None;
         self.wr = Some(wr);
-        Poll::Ready(r)
+        self.spare = buf;
+        Poll::Ready(r.map(|_| ()))
     }
 }
 
@@ -122,28 +129,44 @@ impl<R, W: WriteSink + 'static> AsyncWrite for RentIo<R, W> {
         self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
-    /// Gathers the slices (h2 hands a frame head and its payload separately) into one write,
-    /// so a frame is one segment even without TCP_NODELAY.
+    /// Copies the slices (h2 hands a frame head and its payload separately) into one owned
+    /// buffer, starts writing it and reports them written at once, so h2 goes on framing
+    /// while the socket write runs. One write is in flight at a time: the next call waits for
+    /// it (and reports its error); a flush waits for it too.
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.writing.is_none() {
-            let Some(mut wr) = this.wr.take() else {
-                return Poll::Ready(Err(gone()));
-            };
-            let mut data = Vec::with_capacity(bufs.iter().map(|b| b.len()).sum());
-            for b in bufs {
-                data.extend_from_slice(b);
-            }
-            this.writing = Some(Box::pin(async move {
-                let (r, _) = wr.write_all_owned(data).await;
-                (wr, r)
-            }));
+        ready!(this.poll_pending_write(cx))?;
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
+            return Poll::Ready(Ok(0));
         }
-        this.poll_pending_write(cx)
+        let Some(mut wr) = this.wr.take() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let mut data = std::mem::take(&mut this.spare);
+        data.clear();
+        data.reserve(total);
+        for b in bufs {
+            data.extend_from_slice(b);
+        }
+        let mut op: WriteOp<W> = Box::pin(async move {
+            let (r, buf) = wr.write_all_owned(data).await;
+            (wr, r, buf)
+        });
+        // Most writes finish at once (the socket has room): no second wake-up for them.
+        match op.as_mut().poll(cx) {
+            Poll::Ready((wr, r, buf)) => {
+                this.wr = Some(wr);
+                this.spare = buf;
+                r?;
+            }
+            Poll::Pending => this.writing = Some(op),
+        }
+        Poll::Ready(Ok(total))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -153,7 +176,7 @@ impl<R, W: WriteSink + 'static> AsyncWrite for RentIo<R, W> {
     /// Every write goes straight to the socket (a TLS write encrypts and sends), so a flush
     /// is only the end of the write in flight.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_pending_write(cx).map_ok(|_| ())
+        self.get_mut().poll_pending_write(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
