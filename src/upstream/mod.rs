@@ -3,6 +3,7 @@
 //! Worker threads only (the `UpstreamTarget`s are built on the control thread).
 
 pub mod connect;
+pub mod final_response;
 pub mod forward;
 pub mod http2;
 pub mod pool;

@@ -21,9 +21,10 @@ use crate::http::conn::ConnReader;
 use crate::http::headers::HeaderList;
 use crate::http::request::BodyFraming;
 use crate::http::response_head::{parse_response_head_into, ResponseStorage};
+use crate::upstream::final_response::{note_request_too_large, relay_final};
 use crate::upstream::forward::{
-    client_body_error, head_deadline, invalid_response, note_request_too_large, relay_final,
-    upstream_failure, Attempt, Forward, ForwardError, Timeout,
+    client_body_error, head_deadline, invalid_response, upstream_failure, Attempt, Forward,
+    ForwardError, Timeout,
 };
 use crate::upstream::request_head::write_request_head;
 use crate::upstream::upload::Upload;
