@@ -9,7 +9,9 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::h2client::{connect, echo_line, get, pattern, read_reply, req, run, WAIT};
+use support::h2client::{
+    check_goaway_on_sigterm, connect, echo_line, get, pattern, read_reply, req, run, WAIT,
+};
 use support::{config, Dito, Echo};
 
 fn dito(echo: &Echo, top: &str) -> Dito {
@@ -344,27 +346,7 @@ fn sigterm_sends_goaway_and_in_flight_streams_finish() {
     let e = Echo::start();
     let d = dito(&e, "logging:\n  format: json\n");
     let mut d = run(async move {
-        let (client, done) = connect(d.addr).await;
-        let mut c = client.clone().ready().await.unwrap();
-        let (resp, _) = c
-            .send_request(req("GET", "/slow-head?ms=1500").body(()).unwrap(), true)
-            .unwrap();
-        let in_flight = tokio::spawn(read_reply(resp));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        d.signal(libc::SIGTERM);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // After GOAWAY no new stream is served.
-        let refused = match c.clone().ready().await {
-            Ok(mut c) => match c.send_request(req("GET", "/bytes/1").body(()).unwrap(), true) {
-                Ok((resp, _)) => read_reply(resp).await.is_err(),
-                Err(_) => true,
-            },
-            Err(_) => true,
-        };
-        assert!(refused, "a stream opened after GOAWAY was served");
-        let r = in_flight.await.unwrap().unwrap();
-        assert_eq!(r.status, 200);
-        assert!(done.await.unwrap(), "the connection did not end cleanly");
+        check_goaway_on_sigterm(connect(d.addr).await, &d).await;
         d
     });
     assert_eq!(d.wait_exit(WAIT), Some(0), "{}", d.output());

@@ -13,7 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustls::ClientConfig;
 use support::h2client::{
-    connect_tls, echo_line, get, handshake, pattern, read_reply, req, run, Client, WAIT,
+    check_goaway_on_sigterm, connect_tls, echo_line, get, handshake, pattern, read_reply, req, run,
+    Client, WAIT,
 };
 use support::tls::{provider, Pair, Pki};
 use support::{config, Dito, Echo};
@@ -232,26 +233,7 @@ fn sigterm_sends_goaway_over_tls_and_in_flight_streams_finish() {
     let (e, pki) = (Echo::start(), Pki::new());
     let d = dito(&e, &pki, "", "");
     let mut d = run(async move {
-        let (client, done) = connect_h2(&d, &pki).await;
-        let mut c = client.clone().ready().await.unwrap();
-        let (resp, _) = c
-            .send_request(req("GET", "/slow-head?ms=1500").body(()).unwrap(), true)
-            .unwrap();
-        let in_flight = tokio::spawn(read_reply(resp));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        d.signal(libc::SIGTERM);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let refused = match c.clone().ready().await {
-            Ok(mut c) => match c.send_request(req("GET", "/bytes/1").body(()).unwrap(), true) {
-                Ok((resp, _)) => read_reply(resp).await.is_err(),
-                Err(_) => true,
-            },
-            Err(_) => true,
-        };
-        assert!(refused, "a stream opened after GOAWAY was served");
-        let r = in_flight.await.unwrap().unwrap();
-        assert_eq!(r.status, 200);
-        assert!(done.await.unwrap(), "the connection did not end cleanly");
+        check_goaway_on_sigterm(connect_h2(&d, &pki).await, &d).await;
         d
     });
     assert_eq!(d.wait_exit(WAIT), Some(0), "{}", d.output());

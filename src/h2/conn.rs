@@ -7,16 +7,14 @@
 //! (Rapid Reset, CVE-2023-44487), locally caused resets (CVE-2024-2653-style floods) and the
 //! per-stream send buffer are bounded explicitly.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
-use monoio::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::activity::StreamActivity;
 use super::io::Prefixed;
 use super::stream::serve_stream;
 use crate::worker::state::WorkerState;
@@ -79,10 +77,7 @@ where
             return;
         }
     };
-    let activity = Rc::new(Activity {
-        open: Cell::new(0),
-        since: Cell::new(Instant::now()),
-    });
+    let activity = Rc::new(StreamActivity::default());
     let mut draining = false;
     // Like HTTP/1.1: a new connection waits for its first request under the header timeout,
     // later idle periods under the keep-alive timeout.
@@ -91,7 +86,7 @@ where
         let event = if draining {
             Event::Stream(Box::new(conn.accept().await))
         } else {
-            let idle = idle_wait(&activity, idle_for);
+            let idle = activity.idle(idle_for);
             monoio::select! {
                 s = conn.accept() => Event::Stream(Box::new(s)),
                 _ = worker.drain.wait() => Event::Drain,
@@ -102,12 +97,10 @@ where
             Event::Stream(s) => match *s {
                 Some(Ok((req, respond))) => {
                     idle_for = limits.keep_alive_timeout;
-                    let (w, activity) = (worker.clone(), activity.clone());
-                    activity.open.set(activity.open.get() + 1);
+                    let (w, open) = (worker.clone(), activity.stream());
                     monoio::spawn(async move {
                         serve_stream(req, respond, peer, tls, w).await;
-                        activity.open.set(activity.open.get() - 1);
-                        activity.since.set(Instant::now());
+                        drop(open);
                     });
                 }
                 Some(Err(e)) => {
@@ -124,32 +117,6 @@ where
         }
     }
     account(&worker, &counts);
-}
-
-/// Open streams, and when the last one ended (or the connection began).
-struct Activity {
-    open: Cell<usize>,
-    since: Cell<Instant>,
-}
-
-/// Resolves once the connection has had no open stream for `idle`.
-async fn idle_wait(activity: &Activity, idle: Duration) {
-    // A zero timeout must not turn the re-checks into a busy loop.
-    let idle = idle.max(Duration::from_millis(10));
-    loop {
-        let due = activity.since.get() + idle;
-        let now = Instant::now();
-        if activity.open.get() == 0 && now >= due {
-            return;
-        }
-        // While streams are open, look again after a full period.
-        let wait = if activity.open.get() == 0 {
-            due - now
-        } else {
-            idle
-        };
-        monoio::time::sleep(wait).await;
-    }
 }
 
 fn account(worker: &WorkerState, counts: &super::io::Counts) {

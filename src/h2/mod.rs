@@ -8,6 +8,7 @@
 //! pseudo-headers and fields into a [`crate::http::request::RequestHead`]. Worker thread
 //! only: the connection and its streams are `!Send` and run as local tasks.
 
+pub mod activity;
 mod conn;
 mod head;
 mod io;

@@ -114,3 +114,27 @@ pub fn pattern(n: usize) -> Vec<u8> {
 pub fn echo_line<'a>(reply: &'a str, key: &str) -> Vec<&'a str> {
     reply.lines().filter_map(|l| l.strip_prefix(key)).collect()
 }
+
+/// SIGTERM to `dito` while a slow stream is in flight on `client`: GOAWAY refuses a new
+/// stream, the stream in flight still gets its 200, and the connection ends cleanly.
+pub async fn check_goaway_on_sigterm((client, done): Client, dito: &super::Dito) {
+    let mut c = client.clone().ready().await.unwrap();
+    let (resp, _) = c
+        .send_request(req("GET", "/slow-head?ms=1500").body(()).unwrap(), true)
+        .unwrap();
+    let in_flight = tokio::spawn(read_reply(resp));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dito.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = match c.clone().ready().await {
+        Ok(mut c) => match c.send_request(req("GET", "/bytes/1").body(()).unwrap(), true) {
+            Ok((resp, _)) => read_reply(resp).await.is_err(),
+            Err(_) => true,
+        },
+        Err(_) => true,
+    };
+    assert!(refused, "a stream opened after GOAWAY was served");
+    let r = in_flight.await.unwrap().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(done.await.unwrap(), "the connection did not end cleanly");
+}

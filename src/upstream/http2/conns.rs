@@ -14,14 +14,13 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
 
 use bytes::Bytes;
 use h2::client::SendRequest;
-use monoio::time::Instant;
 
 use crate::error::UpstreamErrorKind;
 use crate::fxhash::FxBuildHasher;
+use crate::h2::activity::StreamActivity;
 use crate::upstream::pool::PoolKey;
 
 /// A usable connection: the handle to open streams on, and its shared state.
@@ -32,59 +31,12 @@ pub struct H2Conn {
 }
 
 /// What the connection task and the requests share.
+#[derive(Default)]
 pub struct ConnState {
     /// The connection task ended: open no new stream here.
     pub closed: Cell<bool>,
-    /// Streams in flight.
-    open: Cell<usize>,
-    /// When the last stream ended (or the connection opened).
-    since: Cell<Instant>,
-}
-
-impl ConnState {
-    pub fn new() -> Rc<Self> {
-        Rc::new(ConnState {
-            closed: Cell::new(false),
-            open: Cell::new(0),
-            since: Cell::new(Instant::now()),
-        })
-    }
-
-    /// Counts a stream as open until the guard drops.
-    pub fn stream(self: &Rc<Self>) -> StreamGuard {
-        self.open.set(self.open.get() + 1);
-        StreamGuard(self.clone())
-    }
-
-    /// Resolves once no stream has been open for `idle` (0 = never).
-    pub async fn idle(&self, idle: Duration) {
-        if idle.is_zero() {
-            return std::future::pending().await;
-        }
-        loop {
-            let due = self.since.get() + idle;
-            let now = Instant::now();
-            if self.open.get() == 0 && now >= due {
-                return;
-            }
-            let wait = if self.open.get() == 0 {
-                due - now
-            } else {
-                idle
-            };
-            monoio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// An open stream, counted in [`ConnState`] while it lives.
-pub struct StreamGuard(Rc<ConnState>);
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.0.open.set(self.0.open.get().saturating_sub(1));
-        self.0.since.set(Instant::now());
-    }
+    /// Streams in flight, for the idle close.
+    pub activity: Rc<StreamActivity>,
 }
 
 /// A connection attempt others may wait for.

@@ -125,7 +125,7 @@ async fn exchange<D: Downstream>(
         Ok(pair) => pair,
         Err(e) => return Attempt::FailedEarly(classify(&e)),
     };
-    let _stream = conn.state.stream();
+    let _stream = conn.state.activity.stream();
     let (body, sink) = down.parts();
     if f.req.expect_continue && has_body {
         // The h2 client does not surface an upstream's 100: Dito sends its own at once.

@@ -4,6 +4,7 @@
 //! connection is driven by its own local task until it fails, the server ends it, or it has
 //! had no stream for `idle_conn_timeout`.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -53,7 +54,7 @@ pub async fn open(f: &Forward<'_>) -> Result<H2Conn, UpstreamErrorKind> {
         }
         None => return Err(UpstreamErrorKind::ConnectTimeout),
     };
-    let state = ConnState::new();
+    let state = Rc::new(ConnState::default());
     let (task_state, idle, host) = (state.clone(), t.idle_conn_timeout, key.host.clone());
     monoio::spawn(async move {
         monoio::select! {
@@ -62,11 +63,19 @@ pub async fn open(f: &Forward<'_>) -> Result<H2Conn, UpstreamErrorKind> {
                     tracing::debug!(upstream = %host, error = %e, "HTTP/2 upstream connection ended");
                 }
             }
-            _ = task_state.idle(idle) => {}
+            _ = idle_close(&task_state, idle) => {}
         }
         task_state.closed.set(true);
     });
     Ok(H2Conn { send, state })
+}
+
+/// Resolves once the connection has had no stream for `idle` (0 = never).
+async fn idle_close(state: &ConnState, idle: Duration) {
+    if idle.is_zero() {
+        return std::future::pending().await;
+    }
+    state.activity.idle(idle).await
 }
 
 /// `work` within `limit` (0 = no limit); `None` when it timed out.
