@@ -142,7 +142,12 @@ fn load_image(name: &str, image: &[u8], sha256: &[u8; 32]) -> Result<Descriptor,
         )
     }
     .map_err(|e| format!("cannot load the verified image: {e}"))?;
-    drop(fd);
+    // The memfd stays open for the life of the process, like the library. glibc's dlopen
+    // first looks for an already-loaded object by the *name* it was opened under: were the
+    // descriptor closed, the next plugin's memfd would get the same number, and
+    // `dlopen("/proc/self/fd/N")` would hand back the previous plugin's library instead of
+    // loading the newly verified image.
+    std::mem::forget(fd);
     // SAFETY: the symbol is the ABI's entry point with the ABI's type.
     let entry: EntryFn = unsafe {
         *lib.get::<EntryFn>(ENTRY_SYMBOL.as_bytes())
