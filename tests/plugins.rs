@@ -195,10 +195,7 @@ fn assert_refused(tree: &PluginTree, yaml: &str, needles: &[&str]) {
         "dito check has no line with all of {needles:?}:\n{stderr}"
     );
     match Dito::try_start(yaml) {
-        Ok(d) => panic!(
-            "dito started with a config it must refuse:\n{}",
-            d.output()
-        ),
+        Ok(d) => panic!("dito started with a config it must refuse:\n{}", d.output()),
         Err(f) => {
             assert_eq!(f.code, Some(1), "{f:?}");
             assert!(
@@ -292,9 +289,11 @@ fn config_yaml_reaches_the_plugin() {
         "{}",
         show(&r)
     );
-    let got: serde_json::Value =
-        serde_json::from_str(r.header("X-Config").unwrap_or_else(|| panic!("{}", show(&r))))
-            .unwrap();
+    let got: serde_json::Value = serde_json::from_str(
+        r.header("X-Config")
+            .unwrap_or_else(|| panic!("{}", show(&r))),
+    )
+    .unwrap();
     assert_eq!(got, serde_json::json!({"echo_config": true, "tag": "cfg"}));
 }
 
@@ -346,7 +345,12 @@ fn an_answering_plugin_short_circuits_and_the_plugins_before_it_see_the_answer()
         let r = get(d.addr, "/teapot");
         assert_eq!(r.status, 418, "{}", show(&r));
         assert_eq!(r.body_str(), "answered by a plugin");
-        assert_eq!(r.header("X-Answered-By"), Some("test-plugin"), "{}", show(&r));
+        assert_eq!(
+            r.header("X-Answered-By"),
+            Some("test-plugin"),
+            "{}",
+            show(&r)
+        );
         // `a` (before) sees the answer on the way out; `c` (after) never ran.
         assert_eq!(values(&r, "X-Chain-Out"), ["a"], "{}", show(&r));
         assert!(r.header("X-Request-ID").is_some(), "{}", show(&r));
@@ -421,8 +425,7 @@ fn a_panicking_plugin_gives_500_is_counted_and_the_worker_serves_on() {
     let r = get(d.addr, "/boom");
     assert_eq!(r.status, 500, "{}", show(&r));
     assert!(
-        r.header("Content-Type")
-            .is_some_and(|c| c.contains("json")),
+        r.header("Content-Type").is_some_and(|c| c.contains("json")),
         "{}",
         show(&r)
     );
@@ -435,7 +438,10 @@ fn a_panicking_plugin_gives_500_is_counted_and_the_worker_serves_on() {
     }
     assert!(
         d.wait_for_output("plugin panicked", LIMIT)
-            && d.wait_for_output("panicked: test plugin panics on request as configured", LIMIT),
+            && d.wait_for_output(
+                "panicked: test plugin panics on request as configured",
+                LIMIT
+            ),
         "the panic was not logged; output:\n{}",
         d.output()
     );
@@ -475,7 +481,10 @@ fn a_plugin_error_gives_500() {
     );
     // Not a panic.
     let s = scrape(d.addr);
-    assert_eq!(s.sum("dito_plugin_panics_total", &[("plugin", "fail")]), 0.0);
+    assert_eq!(
+        s.sum("dito_plugin_panics_total", &[("plugin", "fail")]),
+        0.0
+    );
 }
 
 #[test]
@@ -492,9 +501,11 @@ fn a_plugin_counter_is_exported() {
         assert_eq!(get(d.addr, "/x").status, 200);
     }
     let filter = [("plugin", "counter"), ("name", "hits")];
-    scrape_until(&d, "dito_plugin_counter_total{plugin=\"counter\",name=\"hits\"} 3", |s| {
-        s.sum("dito_plugin_counter_total", &filter) == 3.0
-    });
+    scrape_until(
+        &d,
+        "dito_plugin_counter_total{plugin=\"counter\",name=\"hits\"} 3",
+        |s| s.sum("dito_plugin_counter_total", &filter) == 3.0,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -669,7 +680,11 @@ fn a_library_replaced_on_disk_is_refused_at_reload_and_the_old_generation_serves
     let check = run_dito(&["check", "-f", path.to_str().unwrap()]);
     assert_eq!(check.status.code(), Some(1));
 
-    assert!(!sighup(&d, 1), "the reload was applied; output:\n{}", d.output());
+    assert!(
+        !sighup(&d, 1),
+        "the reload was applied; output:\n{}",
+        d.output()
+    );
     assert!(
         lines_with(&d, "reload rejected (SIGHUP)")
             .iter()
@@ -704,7 +719,11 @@ fn a_reload_swaps_a_plugin_s_config() {
     ));
     assert_eq!(get(d.addr, "/x").header("X-Hello-Plugin"), Some("one"));
     std::fs::write(tree.config_path("hello-plugin"), "greeting_message: two\n").unwrap();
-    assert!(sighup(&d, 1), "the reload was rejected; output:\n{}", d.output());
+    assert!(
+        sighup(&d, 1),
+        "the reload was rejected; output:\n{}",
+        d.output()
+    );
     assert!(
         poll(|| get(d.addr, "/x").header("X-Hello-Plugin") == Some("two")),
         "the new greeting did not show after the reload; output:\n{}",
@@ -731,7 +750,11 @@ fn ten_reloads_with_unchanged_plugins_load_each_library_once() {
         &[location("^/", &echo_url(&e), &["hello-plugin", "a", "b"])],
     ));
     for n in 1..=10 {
-        assert!(sighup(&d, n), "reload #{n} was rejected; output:\n{}", d.output());
+        assert!(
+            sighup(&d, n),
+            "reload #{n} was rejected; output:\n{}",
+            d.output()
+        );
     }
     let r = get(d.addr, "/x");
     assert_eq!(r.header("X-Hello-Plugin"), Some(DEFAULT_GREETING));

@@ -56,11 +56,7 @@ impl PluginTree {
         std::fs::create_dir_all(root.join("keys")).unwrap();
         std::fs::create_dir_all(root.join("plugins")).unwrap();
         std::fs::write(root.join("keys/private.key"), key.to_keypair_bytes()).unwrap();
-        std::fs::write(
-            root.join("keys/public.key"),
-            key.verifying_key().to_bytes(),
-        )
-        .unwrap();
+        std::fs::write(root.join("keys/public.key"), key.verifying_key().to_bytes()).unwrap();
         PluginTree { root, key }
     }
 
