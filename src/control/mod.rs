@@ -91,6 +91,10 @@ pub fn run(path: &Path, enable_profiler: bool) -> i32 {
     for w in &warnings {
         tracing::warn!(target: STARTUP, "{}", w.render(&file));
     }
+    // The plugins were loaded with the config, before logging was set up.
+    for p in config.plugins.iter().flat_map(|p| &p.loaded) {
+        crate::plugin::loader::log_startup(p);
+    }
     let code = match start(path, bytes, config, enable_profiler) {
         Ok(mut control) => control.serve(),
         Err(msg) => {

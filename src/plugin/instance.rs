@@ -40,12 +40,16 @@ impl Descriptor {
 #[derive(Clone)]
 pub struct LoadedPlugin {
     pub name: String,
+    /// The name the library gives itself (only logged: the directory names the plugin).
+    pub library: String,
     pub version: String,
     /// SHA-256 of the image that was verified and loaded.
     pub sha256: [u8; 32],
     /// The plugin's `config.yaml` as JSON (`{}` without one).
     pub config_json: String,
     pub descriptor: Descriptor,
+    /// This load put the library into the process (it was not loaded before).
+    pub newly_loaded: bool,
 }
 
 impl fmt::Debug for LoadedPlugin {

@@ -101,7 +101,7 @@ fn load_one(
     let sig = verify::signature_from_file(&sig_path).map_err(|e| e.to_string())?;
     let sha256 = verify::verify_bytes(key, &image, &sig)
         .map_err(|e| format!("{}: {e}", so_path.display()))?;
-    let descriptor = load_image(name, &image, &sha256)?;
+    let (descriptor, newly_loaded) = load_image(name, &image, &sha256)?;
     let d = descriptor.get();
     check_descriptor(d)?;
     let config_json = config_json(&dir.join("config.yaml"))?;
@@ -112,23 +112,45 @@ fn load_one(
         String::from_utf8_lossy(own_name),
         String::from_utf8_lossy(version).into_owned(),
     );
-    tracing::info!(plugin = name, library = %own_name, version = %version, sha256 = %hex(&sha256), "plugin verified and loaded");
-    Ok(LoadedPlugin {
+    let loaded = LoadedPlugin {
         name: name.to_string(),
+        library: own_name.into_owned(),
         version,
         sha256,
         config_json,
         descriptor,
-    })
+        newly_loaded,
+    };
+    log_verified(&loaded);
+    Ok(loaded)
 }
 
-/// The descriptor of the verified `image`: from the registry, or by loading it.
-fn load_image(name: &str, image: &[u8], sha256: &[u8; 32]) -> Result<Descriptor, String> {
+/// `plugin verified and loaded`, with the SHA-256 of the loaded image (at every load).
+fn log_verified(p: &LoadedPlugin) {
+    tracing::info!(plugin = %p.name, library = %p.library, version = %p.version, sha256 = %hex(&p.sha256), "plugin verified and loaded");
+}
+
+/// `plugin library loaded from a sealed memfd` (only when a library enters the process).
+fn log_memfd(name: &str, sha256: &[u8; 32]) {
+    tracing::info!(plugin = name, sha256 = %hex(sha256), "plugin library loaded from a sealed memfd");
+}
+
+/// The load's log lines again, for startup: the config, and so its plugins, are loaded before
+/// logging is set up, when the lines have nowhere to go.
+pub fn log_startup(p: &LoadedPlugin) {
+    if p.newly_loaded {
+        log_memfd(&p.name, &p.sha256);
+    }
+    log_verified(p);
+}
+
+/// The descriptor of the verified `image`: from the registry, or by loading it (then `true`).
+fn load_image(name: &str, image: &[u8], sha256: &[u8; 32]) -> Result<(Descriptor, bool), String> {
     let mut loaded = registry()
         .lock()
         .map_err(|_| "plugin registry poisoned".to_string())?;
     if let Some(d) = loaded.get(sha256) {
-        return Ok(*d);
+        return Ok((*d, false));
     }
     let fd = sealed_memfd(name, image).map_err(|e| format!("sealed memfd: {e}"))?;
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
@@ -142,7 +164,12 @@ fn load_image(name: &str, image: &[u8], sha256: &[u8; 32]) -> Result<Descriptor,
         )
     }
     .map_err(|e| format!("cannot load the verified image: {e}"))?;
-    drop(fd);
+    // The memfd stays open for the life of the process, like the library. glibc's dlopen
+    // first looks for an already-loaded object by the *name* it was opened under: were the
+    // descriptor closed, the next plugin's memfd would get the same number, and
+    // `dlopen("/proc/self/fd/N")` would hand back the previous plugin's library instead of
+    // loading the newly verified image.
+    std::mem::forget(fd);
     // SAFETY: the symbol is the ABI's entry point with the ABI's type.
     let entry: EntryFn = unsafe {
         *lib.get::<EntryFn>(ENTRY_SYMBOL.as_bytes())
@@ -160,8 +187,8 @@ fn load_image(name: &str, image: &[u8], sha256: &[u8; 32]) -> Result<Descriptor,
     // SAFETY: the library is never unloaded.
     let descriptor = unsafe { Descriptor::new(d) };
     loaded.insert(*sha256, descriptor);
-    tracing::info!(plugin = name, sha256 = %hex(sha256), "plugin library loaded from a sealed memfd");
-    Ok(descriptor)
+    log_memfd(name, sha256);
+    Ok((descriptor, true))
 }
 
 /// A memfd holding `image`, sealed against every change.

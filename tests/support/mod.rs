@@ -17,6 +17,7 @@ pub mod client;
 pub mod h2_upstream;
 pub mod h2client;
 pub mod https_upstream;
+pub mod plugins;
 pub mod prom;
 pub mod seccomp;
 pub mod tls;
