@@ -330,3 +330,28 @@ fn refusals_quoted_in_the_troubleshooting_section() {
         "{out}"
     );
 }
+
+/// The guide shows the example crate's files as they are.
+#[test]
+fn the_guide_shows_the_example_as_it_is() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("plugins/README.md")).unwrap();
+    for file in ["Cargo.toml", "config.yaml", "src/lib.rs"] {
+        let text = std::fs::read_to_string(root.join("plugins/header-guard").join(file)).unwrap();
+        let fence = if file.ends_with(".rs") {
+            "rust"
+        } else if file.ends_with(".toml") {
+            "toml"
+        } else {
+            "yaml"
+        };
+        let block = format!("```{fence}\n{text}```\n");
+        assert!(
+            guide.contains(&block),
+            "plugins/README.md no longer shows plugins/header-guard/{file} as it is"
+        );
+    }
+    // The workspace lists the example explicitly, so `cargo build --workspace` builds it.
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("\"plugins/header-guard\""), "{manifest}");
+}
