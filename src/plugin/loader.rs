@@ -142,7 +142,11 @@ fn load_image(name: &str, image: &[u8], sha256: &[u8; 32]) -> Result<Descriptor,
         )
     }
     .map_err(|e| format!("cannot load the verified image: {e}"))?;
-    drop(fd);
+    // The memfd stays open for the life of the process, like the library. Closing it would
+    // free its number for the next plugin's memfd, and the dynamic loader, which recognises
+    // loaded objects by the path they were opened with, would hand back this library for the
+    // next `/proc/self/fd/N`: the second plugin loaded would run the first one's code.
+    std::mem::forget(fd);
     // SAFETY: the symbol is the ABI's entry point with the ABI's type.
     let entry: EntryFn = unsafe {
         *lib.get::<EntryFn>(ENTRY_SYMBOL.as_bytes())
