@@ -5,9 +5,24 @@ RUN_DIR  ?= run
 # Demo upstream address for `make run`.
 UPSTREAM ?= 127.0.0.1:8080
 PROFILE  ?= release
+# Where cargo puts its output (honours CARGO_TARGET_DIR like cargo does).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+RELEASE    := $(TARGET_DIR)/release
+SIGNER     := $(RELEASE)/plugin-signer
+
+# Plugins (plugins/README.md): every plugins/<name>/Cargo.toml is a plugin crate; its cdylib
+# is copied to plugins/<name>/<name>.so (the layout Dito loads) and signed with the dev key.
+PLUGINS_DIR   ?= plugins
+PLUGIN_NAMES  := $(notdir $(patsubst %/Cargo.toml,%,$(wildcard $(PLUGINS_DIR)/*/Cargo.toml)))
+# The package name in a plugin's Cargo.toml (the first `name = "..."`, the [package] one).
+crate_of = $(shell sed -n '/^name *= *"/{s/^name *= *"\([^"]*\)".*/\1/p;q;}' $(PLUGINS_DIR)/$(1)/Cargo.toml)
+# Dev signing keys: generated once, never overwritten, never committed (.gitignore).
+KEYS_DIR      ?= $(RUN_DIR)/keys
+PRIVATE_KEY   ?= $(KEYS_DIR)/ed25519_private.key
+PUBLIC_KEY    ?= $(KEYS_DIR)/ed25519_public.key
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload bench-observe
+.PHONY: help build build-plugins generate-keys sign-plugins run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload bench-observe
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -15,17 +30,38 @@ help: ## List the tasks
 build: ## Build every binary of the workspace (release)
 	$(CARGO) build --workspace --release
 
-update-config: ## Render configs/dito.yaml into $(RUN_DIR)/dito.yaml (untracked)
-	@mkdir -p $(RUN_DIR)
-	@sed -e 's|{{UPSTREAM}}|$(UPSTREAM)|g' configs/dito.yaml > $(RUN_DIR)/dito.yaml
-	@echo "rendered $(RUN_DIR)/dito.yaml (upstream $(UPSTREAM))"
+build-plugins: ## Build every plugins/<name>/ crate (release cdylib) into plugins/<name>/<name>.so
+	$(if $(PLUGIN_NAMES),$(CARGO) build --release $(foreach n,$(PLUGIN_NAMES),-p $(call crate_of,$(n))),@echo "no plugin crates under $(PLUGINS_DIR)/")
+	@set -e; $(foreach n,$(PLUGIN_NAMES),cp $(RELEASE)/lib$(subst -,_,$(call crate_of,$(n))).so $(PLUGINS_DIR)/$(n)/$(n).so; echo "built $(PLUGINS_DIR)/$(n)/$(n).so";)
 
-run: build update-config ## Build, start the demo upstream, and run Dito in the foreground
-	@./target/release/dito check -f $(RUN_DIR)/dito.yaml
+generate-keys: build ## Dev signing keys in $(RUN_DIR)/keys/ (kept when present; ignored by git)
+	@mkdir -p $(KEYS_DIR)
+	@if [ -f $(PRIVATE_KEY) ] && [ -f $(PUBLIC_KEY) ]; then \
+		echo "keeping the dev keys in $(KEYS_DIR)/"; \
+	else \
+		$(SIGNER) generate-keys --private-key $(PRIVATE_KEY) --public-key $(PUBLIC_KEY); \
+	fi
+
+sign-plugins: build-plugins generate-keys ## Sign every built plugin with the dev key: plugins/<name>/<name>.so.sig
+	@set -e; $(foreach n,$(PLUGIN_NAMES),$(SIGNER) sign $(PLUGINS_DIR)/$(n)/$(n).so --private-key $(PRIVATE_KEY);)
+
+update-config: generate-keys ## Render configs/dito.yaml into $(RUN_DIR)/dito.yaml (upstream, plugins, key path and hash)
+	@mkdir -p $(RUN_DIR)
+	@hash=$$($(SIGNER) hash $(PUBLIC_KEY)) && \
+	sed -e 's|{{UPSTREAM}}|$(UPSTREAM)|g' \
+	    -e 's|{{PLUGINS_DIR}}|$(abspath $(PLUGINS_DIR))|g' \
+	    -e 's|{{PUBLIC_KEY_PATH}}|$(abspath $(PUBLIC_KEY))|g' \
+	    -e "s|{{PUBLIC_KEY_HASH}}|$$hash|g" \
+	    configs/dito.yaml > $(RUN_DIR)/dito.yaml.tmp && \
+	mv $(RUN_DIR)/dito.yaml.tmp $(RUN_DIR)/dito.yaml && \
+	echo "rendered $(RUN_DIR)/dito.yaml (upstream $(UPSTREAM), plugins in $(PLUGINS_DIR)/, public_key_hash $$hash)"
+
+run: build build-plugins generate-keys sign-plugins update-config ## Build, sign the plugins, start the demo upstream, and run Dito in the foreground
+	@$(RELEASE)/dito check -f $(RUN_DIR)/dito.yaml
 	@set -e; \
-	./target/release/dito-echo --listen $(UPSTREAM) & echo_pid=$$!; \
+	$(RELEASE)/dito-echo --listen $(UPSTREAM) & echo_pid=$$!; \
 	trap 'kill $$echo_pid 2>/dev/null' EXIT INT TERM; \
-	./target/release/dito -f $(RUN_DIR)/dito.yaml
+	$(RELEASE)/dito -f $(RUN_DIR)/dito.yaml
 
 test: lint ## Lint, then every test under both io drivers (what CI runs)
 	$(CARGO) build --workspace
@@ -59,6 +95,7 @@ bench-observe: ## What metrics + access lines cost on ka-small: 10 paired rounds
 	bash bench/setup.sh
 	BENCH_COMMAND="make bench-observe" python3 bench/run.py --observe-cost
 
-clean: ## Remove build output and the rendered run config
+clean: ## Remove build output, built plugins and signatures, and $(RUN_DIR) (run config, dev keys)
 	$(CARGO) clean
+	rm -f $(PLUGINS_DIR)/*/*.so $(PLUGINS_DIR)/*/*.so.sig
 	rm -rf $(RUN_DIR)
