@@ -11,6 +11,7 @@
 
 pub mod decode;
 pub mod headers;
+pub mod tunnel;
 
 use std::cell::Cell;
 use std::io;
