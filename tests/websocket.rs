@@ -131,6 +131,25 @@ fn close_codes_pass_both_ways() {
 }
 
 #[test]
+fn a_client_half_close_reaches_the_upstream_and_its_answer_still_arrives() {
+    let up = WsUpstream::start();
+    let d = dito_to(&up, "");
+    let mut ws = connect(d.addr, "/ws/echo");
+    ws.send(Message::text("last words")).unwrap();
+    // EOF from the client: Dito shuts the upstream's read side; the upstream still answers,
+    // then ends, and its EOF comes back to the client.
+    ws.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(next_text(&mut ws), "last words");
+    match ws.read() {
+        Err(tungstenite::Error::Protocol(_) | tungstenite::Error::ConnectionClosed) => {}
+        other => panic!("want EOF after the echo, got {other:?}"),
+    }
+    let closed = up.wait_closed(1, LIMIT);
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0].code, None, "no close frame was sent: {closed:?}");
+}
+
+#[test]
 fn bytes_sent_right_behind_the_upgrade_head_are_relayed() {
     let up = WsUpstream::start();
     let d = dito_to(&up, "");

@@ -206,6 +206,8 @@ fn metrics_follow_a_tunnel_from_101_to_close() {
     assert_eq!(active(&s), 1.0);
 
     close(&mut ws, 1000);
+    // The upstream's half is closed; the tunnel ends when the client closes its socket too.
+    drop(ws);
     let s = scrape_until(d.addr, "no active tunnel after the close", |s| {
         active(s) == 0.0
             && s.sum(
