@@ -2,13 +2,16 @@
 //! never a 101; a non-101 answer is relayed and the client connection goes on speaking HTTP;
 //! a 101 without `Upgrade: websocket` is a 502; a location without `enable_websocket`, an
 //! `Upgrade: h2c` and an upgrade-looking request with a body are proxied as plain HTTP, with
-//! `Upgrade` and `Connection` stripped. The upstream is `support::ws_upstream`.
+//! `Upgrade` and `Connection` stripped; upgrades never use or feed the upstream pool; and
+//! `enable_websocket` with `force_http2` is refused at load. The upstream is
+//! `support::ws_upstream`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 mod websocket_common;
 
+use support::client::get;
 use websocket_common::*;
 
 #[test]
@@ -130,4 +133,48 @@ fn a_post_with_upgrade_headers_is_not_tunnelled() {
     assert_eq!(report["method"], "POST");
     assert!(reported(&report, "upgrade").is_empty(), "{report}");
     assert_eq!(up.upgrades(), 1);
+}
+
+#[test]
+fn upgrades_never_use_or_feed_the_upstream_pool() {
+    let up = WsUpstream::start();
+    // One worker, so every request shares one upstream pool.
+    let cfg = yaml(
+        "",
+        &[
+            ws_loc("^/ws", &up.url(), ""),
+            plain_loc("^/plain", &format!("http://{}", up.addr), ""),
+        ],
+    );
+    let d = Dito::start(&cfg.replace("workers: 2\n", "workers: 1\n"));
+    let conn = |r: &Value| r["conn"].as_u64().unwrap();
+    let first = conn(&report_of(&get(d.addr, "/plain/a")));
+    // A pooled idle connection exists; the upgrade still dials its own.
+    let (_c, r) = raw_upgrade(d.addr, "/ws/deny", "");
+    assert_eq!(r.status, 403, "{r:?}");
+    let denied = up.seen().iter().find(|s| s["target"] == "/deny").map(conn);
+    assert!(denied.is_some_and(|c| c != first), "{:?}", up.seen());
+    // The connection that answered the upgrade is not handed to plain requests afterwards.
+    for path in ["/plain/b", "/plain/c"] {
+        let c = conn(&report_of(&get(d.addr, path)));
+        assert_ne!(Some(c), denied, "{path} went over the upgrade's connection");
+    }
+}
+
+#[test]
+fn enable_websocket_with_force_http2_is_a_config_error() {
+    let loc = ws_loc(
+        "^/ws",
+        "ws://127.0.0.1:9",
+        "    transport:\n      http:\n        force_http2: true\n",
+    );
+    let Err(f) = Dito::try_start(&yaml("", &[loc])) else {
+        panic!("started with enable_websocket and force_http2");
+    };
+    assert_ne!(f.code, Some(0), "{f:?}");
+    assert!(
+        f.output.contains("enable_websocket") && f.output.contains("force_http2"),
+        "{}",
+        f.output
+    );
 }

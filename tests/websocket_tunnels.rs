@@ -1,7 +1,8 @@
 //! WebSocket tunnels over time (spec §13, §10, §12): a thousand concurrent tunnels echo with no
 //! loss or reordering and all close cleanly; `websocket_idle_timeout` closes a silent tunnel
 //! but not a busy one; the WebSocket metrics follow a tunnel's life; SIGTERM keeps a tunnel up
-//! until `shutdown_timeout`, then Dito exits 0. The upstream is `support::ws_upstream`.
+//! until `shutdown_timeout`, then Dito exits 0; the access line is written at the 101. The
+//! upstream is `support::ws_upstream`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -258,6 +259,35 @@ fn sigterm_keeps_a_tunnel_until_shutdown_timeout_then_exits_0() {
         d.wait_exit(Duration::from_secs(5)),
         Some(0),
         "exit status; output:\n{}",
+        d.output()
+    );
+}
+
+#[test]
+fn the_access_line_is_written_at_the_101_while_the_tunnel_is_open() {
+    let up = WsUpstream::start();
+    let d = dito_to(&up, "logging:\n  format: json\n");
+    let mut ws = connect(d.addr, "/ws/echo?room=1");
+    let line = poll(LIMIT, || {
+        d.output()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == "HTTP request processed")
+    })
+    .unwrap_or_else(|| panic!("no access line while the tunnel is open:\n{}", d.output()));
+    assert_eq!(line["status_code"], 101, "{line}");
+    assert_eq!(line["method"], "GET", "{line}");
+    assert_eq!(line["url"], "/ws/echo?room=1", "{line}");
+    round_trip(
+        &mut ws,
+        Message::text("the tunnel outlives its access line"),
+    );
+    close(&mut ws, 1000);
+    drop(ws);
+    assert_eq!(
+        d.count_output("HTTP request processed"),
+        1,
+        "{}",
         d.output()
     );
 }

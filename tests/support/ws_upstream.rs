@@ -4,7 +4,7 @@
 //!
 //! It reads each HTTP head itself, so the same server answers plain requests too:
 //! - no WebSocket upgrade → `200`, a JSON report of the request (method, target, version,
-//!   every header in order), keep-alive;
+//!   every header in order, and `conn`: 1-based per accepted connection), keep-alive;
 //! - a target containing `/deny` → `403` with body `denied\n` (upgrade or not), keep-alive;
 //! - an upgrade to a target containing `/bad101` → a `101` without `Upgrade`;
 //! - any other upgrade → its own handshake (`derive_accept_key`, the first offered
@@ -173,7 +173,7 @@ fn accept_loop(listener: &TcpListener, tls: Option<&Arc<ServerConfig>>, shared: 
             return;
         }
         let Ok(stream) = stream else { continue };
-        shared.accepted.fetch_add(1, Ordering::SeqCst);
+        let conn = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = stream.set_read_timeout(Some(IDLE));
         let _ = stream.set_write_timeout(Some(IDLE));
         let _ = stream.set_nodelay(true);
@@ -190,7 +190,7 @@ fn accept_loop(listener: &TcpListener, tls: Option<&Arc<ServerConfig>>, shared: 
         let t = std::thread::Builder::new()
             .stack_size(STACK)
             .spawn(move || {
-                serve_tcp(stream, tls, &s);
+                serve_tcp(stream, conn, tls, &s);
                 let _ = own.shutdown(Shutdown::Both);
             })
             .expect("spawn ws upstream thread");
@@ -199,20 +199,20 @@ fn accept_loop(listener: &TcpListener, tls: Option<&Arc<ServerConfig>>, shared: 
 }
 
 /// One connection, plain or TLS.
-fn serve_tcp(stream: TcpStream, tls: Option<Arc<ServerConfig>>, s: &Shared) {
+fn serve_tcp(stream: TcpStream, conn: usize, tls: Option<Arc<ServerConfig>>, s: &Shared) {
     match tls {
-        None => serve(stream, s),
+        None => serve(stream, conn, s),
         Some(config) => {
-            let Ok(conn) = ServerConnection::new(config) else {
+            let Ok(server) = ServerConnection::new(config) else {
                 return;
             };
-            let mut tls = StreamOwned::new(conn, stream);
+            let mut tls = StreamOwned::new(server, stream);
             while tls.conn.is_handshaking() {
                 if tls.conn.complete_io(&mut tls.sock).is_err() {
                     return;
                 }
             }
-            serve(tls, s);
+            serve(tls, conn, s);
         }
     }
 }
@@ -239,8 +239,9 @@ impl Head {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
-    fn report(&self) -> Value {
+    fn report(&self, conn: usize) -> Value {
         json!({
+            "conn": conn,
             "method": self.method,
             "target": self.target,
             "version": format!("HTTP/1.{}", self.version),
@@ -250,13 +251,13 @@ impl Head {
 }
 
 /// Keep-alive HTTP until an upgrade, which turns the connection into a WebSocket.
-fn serve<S: Read + Write>(mut s: S, shared: &Shared) {
+fn serve<S: Read + Write>(mut s: S, conn: usize, shared: &Shared) {
     let mut buf = Vec::new();
     loop {
         let Some(head) = read_head(&mut s, &mut buf) else {
             return;
         };
-        let report = head.report();
+        let report = head.report(conn);
         shared.seen.lock().unwrap().push(report.clone());
         // A Content-Length body is read and discarded (the tests send no chunked bodies).
         let len: usize = head
