@@ -1,11 +1,12 @@
 //! WebSocket tunnels as a client sees them (spec §13, issue 11): the real `dito` binary between
 //! a tungstenite client and the test upstream of `support::ws_upstream`. Checked: text, binary
 //! (1 MiB) and fragmented messages echo unchanged; pings are answered by the upstream; close
-//! codes pass both ways; bytes sent right behind the upgrade head are relayed; the path rules,
-//! query and end-to-end headers reach the upstream; the 101 carries the upstream's handshake
-//! headers and Dito's own; plugins refuse an upgrade or add a header to the 101; `wss://`
-//! targets with a custom CA. Upgrades that do not become tunnels are in `websocket_failures`,
-//! load, idle timeout, metrics and shutdown in `websocket_tunnels`.
+//! codes pass both ways and a client half-close propagates; bytes sent right behind the
+//! upgrade head are relayed; upgrade tokens match case-insensitively; the path rules, query and
+//! end-to-end headers reach the upstream; the 101 carries the upstream's handshake headers and
+//! Dito's own; plugins refuse an upgrade, edit it, and add headers to the 101; `wss://` targets
+//! with a custom CA, and without it a 502. Upgrades that do not become tunnels are in
+//! `websocket_failures`; load, idle timeout, metrics and shutdown in `websocket_tunnels`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -196,6 +197,10 @@ fn path_rules_query_and_end_to_end_headers_reach_the_upstream() {
             ("Origin", "https://app.example"),
             ("Sec-WebSocket-Protocol", "chat.v2, chat.v1"),
             ("X-Forwarded-For", "203.0.113.9"),
+            (
+                "Sec-WebSocket-Extensions",
+                "permessage-deflate; client_max_window_bits",
+            ),
             ("X-Custom", "kept"),
         ],
     );
@@ -216,8 +221,13 @@ fn path_rules_query_and_end_to_end_headers_reach_the_upstream() {
         ("origin", "https://app.example"),
         ("sec-websocket-protocol", "chat.v2, chat.v1"),
         ("sec-websocket-version", "13"),
+        (
+            "sec-websocket-extensions",
+            "permessage-deflate; client_max_window_bits",
+        ),
         ("x-custom", "kept"),
         ("x-forwarded-for", "203.0.113.9, 127.0.0.1"),
+        ("x-forwarded-host", &d.addr.to_string()),
         ("x-forwarded-proto", "http"),
         ("host", &up.addr.to_string()),
     ] {
@@ -297,13 +307,24 @@ fn an_answering_plugin_refuses_the_upgrade_before_the_upstream() {
 }
 
 #[test]
-fn hello_plugin_adds_its_header_to_the_101() {
+fn plugin_hooks_edit_the_upgrade_request_and_the_101() {
     let up = WsUpstream::start();
     let tree = PluginTree::new();
     tree.add("hello-plugin", HELLO, None);
-    let loc = ws_loc("^/ws", &up.url(), "    middlewares: [hello-plugin]\n");
+    tree.add(
+        "edit",
+        TEST,
+        Some("tag: e\nset_request_header:\n  name: X-From-Plugin\n  value: edited\n"),
+    );
+    let loc = ws_loc("^/ws", &up.url(), "    middlewares: [hello-plugin, edit]\n");
     let d = Dito::start(&yaml(&tree.section(), &[loc]));
-    let (mut ws, resp) = connect_with(d.addr, "/ws/echo", &[]);
+    let (mut ws, resp) = connect_with(d.addr, "/ws/report", &[]);
+    let header = |n: &str| resp.headers().get(n).map(|v| v.to_str().unwrap());
+    assert_eq!(header("x-chain-out"), Some("e"), "{resp:?}");
+    // The request hooks edited the upgrade request the upstream got.
+    let report: Value = serde_json::from_str(&next_text(&mut ws)).unwrap();
+    assert_eq!(reported(&report, "x-from-plugin"), ["edited"], "{report}");
+    assert_eq!(reported(&report, "x-chain"), ["e"], "{report}");
     assert_eq!(resp.status(), 101);
     assert_eq!(
         resp.headers()
@@ -342,4 +363,29 @@ fn wss_target_with_a_custom_ca_works_end_to_end() {
         Some(1000),
         "{closed:?}"
     );
+}
+
+#[test]
+fn a_wss_target_without_the_ca_is_a_502_and_never_a_101() {
+    let pki = Pki::new();
+    let up = WsUpstream::start_tls(&pki);
+    let d = Dito::start(&yaml("", &[ws_loc("^/ws", &up.url(), "")]));
+    let (_c, r) = raw_upgrade(d.addr, "/ws/echo", "");
+    assert_dito_error(&r, 502, "tls_unknown_ca");
+    assert_eq!(up.upgrades(), 0);
+}
+
+#[test]
+fn upgrade_tokens_are_case_insensitive_and_may_be_in_a_list() {
+    let up = WsUpstream::start();
+    let d = dito_to(&up, "");
+    let mut c = Client::connect(d.addr);
+    c.send(
+        b"GET /ws/echo HTTP/1.1\r\nHost: test.local\r\nConnection: keep-alive, UPGRADE\r\n\
+          Upgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    let r = c.read_response();
+    assert_eq!(r.status, 101, "{r:?}");
+    assert_eq!(up.upgrades(), 1);
 }
