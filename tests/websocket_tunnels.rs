@@ -35,7 +35,7 @@ fn raise_fd_limit() {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
     assert!(
-        lim.rlim_cur >= 4 * TUNNELS as u64 + 500,
+        lim.rlim_cur >= 3 * TUNNELS as u64 + 500,
         "open-file hard limit {} is too low for {TUNNELS} tunnels",
         lim.rlim_cur
     );

@@ -17,6 +17,7 @@
 //! recorded for the tests. Every read and write is bounded by [`IDLE`]; dropping the handle
 //! stops the accept loop, shuts every socket down and joins every thread.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,8 +61,9 @@ struct Shared {
     /// Every request head, as its report.
     seen: Mutex<Vec<Value>>,
     closed: Mutex<Vec<Closed>>,
-    /// A clone of every accepted socket, shut down on drop to wake its thread.
-    sockets: Mutex<Vec<TcpStream>>,
+    /// A clone of every open connection's socket by connection number: shut down when its
+    /// thread ends (so the peer sees the end) or on drop (to wake the thread).
+    sockets: Mutex<HashMap<usize, TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -157,7 +159,7 @@ impl Drop for WsUpstream {
         if let Some(t) = self.acceptor.take() {
             let _ = t.join();
         }
-        for s in self.shared.sockets.lock().unwrap().drain(..) {
+        for (_, s) in self.shared.sockets.lock().unwrap().drain() {
             let _ = s.shutdown(Shutdown::Both);
         }
         let threads: Vec<_> = self.shared.threads.lock().unwrap().drain(..).collect();
@@ -178,20 +180,17 @@ fn accept_loop(listener: &TcpListener, tls: Option<&Arc<ServerConfig>>, shared: 
         let _ = stream.set_write_timeout(Some(IDLE));
         let _ = stream.set_nodelay(true);
         if let Ok(clone) = stream.try_clone() {
-            shared.sockets.lock().unwrap().push(clone);
+            shared.sockets.lock().unwrap().insert(conn, clone);
         }
-        // The thread's own handle: shut down when it is done, so the peer sees the end even
-        // though the clone above stays open until the drop.
-        let Ok(own) = stream.try_clone() else {
-            continue;
-        };
         let tls = tls.cloned();
         let s = shared.clone();
         let t = std::thread::Builder::new()
             .stack_size(STACK)
             .spawn(move || {
                 serve_tcp(stream, conn, tls, &s);
-                let _ = own.shutdown(Shutdown::Both);
+                if let Some(own) = s.sockets.lock().unwrap().remove(&conn) {
+                    let _ = own.shutdown(Shutdown::Both);
+                }
             })
             .expect("spawn ws upstream thread");
         shared.threads.lock().unwrap().push(t);
