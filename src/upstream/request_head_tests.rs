@@ -25,6 +25,10 @@ fn rules() -> HeaderRules {
 /// Builds the head for `raw` routed through `^/api` → `/base` (so `/api/x?q=1` goes to
 /// `/base/x?q=1`).
 fn build(raw: &[u8], rules: &HeaderRules) -> String {
+    build_with(raw, rules, false)
+}
+
+fn build_with(raw: &[u8], rules: &HeaderRules, upgrade: bool) -> String {
     let (req, _) = parse_head(raw, &LIMITS).unwrap().unwrap();
     let router = Router::build(&[RouteSpec {
         pattern: "^/api".into(),
@@ -45,7 +49,7 @@ fn build(raw: &[u8], rules: &HeaderRules) -> String {
             proto: "http",
             request_id: "rid",
             rules,
-            upgrade: false,
+            upgrade,
         },
     );
     String::from_utf8(out).unwrap()
@@ -99,4 +103,33 @@ fn excluded_headers_apply_to_forwarded_fields_too() {
     assert!(!head.contains("X-Forwarded-For"));
     assert!(!head.contains("X-Forwarded-Proto"));
     assert!(head.contains("X-Forwarded-Host: h\r\n"));
+}
+
+#[test]
+fn an_upgrade_gets_dito_s_own_connection_and_upgrade_fields() {
+    let raw = b"GET /api/chat?room=1 HTTP/1.1\r\nHost: front\r\nConnection: Upgrade, X-Drop\r\n\
+                X-Drop: 1\r\nUpgrade: websocket, h2c\r\nSec-WebSocket-Key: k==\r\n\
+                Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\
+                Authorization: Bearer t\r\nOrigin: https://front\r\n\r\n";
+    let head = build_with(raw, &rules(), true);
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(lines[0], "GET /base/chat?room=1 HTTP/1.1");
+    for want in [
+        "Connection: upgrade",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Key: k==",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: chat",
+        "Authorization: Bearer t",
+        "Origin: https://front",
+    ] {
+        assert_eq!(lines.iter().filter(|l| **l == want).count(), 1, "{want}\n{head}");
+    }
+    // The client's own hop-by-hop fields are gone, with what its Connection named.
+    assert!(!head.contains("Upgrade: websocket, h2c"), "{head}");
+    assert!(!head.contains("X-Drop"), "{head}");
+    assert!(!head.contains("Connection: Upgrade"), "{head}");
+    // Without the flag, the same request is a plain one.
+    let plain = build(raw, &rules());
+    assert!(!plain.to_ascii_lowercase().contains("upgrade"), "{plain}");
 }
