@@ -8,13 +8,10 @@
 
 use std::future::Future;
 use std::io;
-use std::time::Duration;
 
 use crate::http::body::BodyError;
-use crate::http::conn::ReadSource;
 use crate::http::headers::HeaderList;
-use crate::http::response::{Response, WriteSink};
-use crate::relay::tunnel::{Direction, Side, TunnelBytes, TunnelEnd};
+use crate::http::response::Response;
 
 /// The request body as decoded bytes.
 pub trait BodySource {
@@ -122,15 +119,4 @@ pub trait Downstream {
 
     /// What the client was sent so far.
     fn report(&self) -> SinkReport;
-
-    /// After a 101 went out: relays bytes between the client connection (and whatever the
-    /// client sent after its request head) and `upstream` until the tunnel ends (spec §13,
-    /// `relay::tunnel`). Protocols that cannot switch end at once with `TunnelEnd::Failed`.
-    fn tunnel<UR: ReadSource, UW: WriteSink>(
-        &mut self,
-        upstream: Side<'_, UR, UW>,
-        idle: Duration,
-        stop: impl Future<Output = ()>,
-        moved: &dyn Fn(Direction, u64),
-    ) -> impl Future<Output = (TunnelEnd, TunnelBytes)>;
 }

@@ -17,7 +17,9 @@
 //!    `enable_websocket` goes on a dedicated connection (`upstream::upgrade`, spec §13).
 //! 6. **Observe** — metrics and the access line (`observe::request`), except for Dito's own
 //!    endpoints; an upgrade is observed at its 101.
-//! 7. **Tunnel** — after a 101, bytes both ways until the tunnel ends (`relay::websocket`).
+//! 7. **Tunnel** — after a 101, bytes both ways until the tunnel ends: the outcome hands the
+//!    upstream connection to the client connection, which runs `relay::websocket` once its
+//!    HTTP state is freed.
 //!
 //! Every exit is visible in [`handle`]. Runs on a worker thread; it never touches another
 //! worker's state.
@@ -37,7 +39,6 @@ use crate::observe::metrics::RejectReason;
 use crate::plugin::chain::{Failure, PluginRun, RequestOutcome, ResponseHooks};
 use crate::plugin::exchange::Fields;
 use crate::plugin::instance::PluginInstance;
-use crate::relay::websocket;
 use crate::request_id::RequestId;
 use crate::route::{Route, RouteMatch};
 use crate::upstream::forward::{forward, Forward, ForwardError};
@@ -74,7 +75,7 @@ pub struct Outcome {
     pub sent: bool,
     /// The connection must close.
     pub close: bool,
-    /// The upstream switched to WebSocket and the 101 went out: phase 7 runs the tunnel.
+    /// The upstream switched to WebSocket and the 101 went out: phase 7.
     tunnel: Option<Box<Upgraded>>,
 }
 
@@ -85,6 +86,12 @@ impl Outcome {
             close,
             tunnel: None,
         }
+    }
+
+    /// Phase 7, for the connection: the upstream connection of a tunnel to run once the
+    /// exchange's state is gone (`relay::websocket`). The connection carries no more HTTP.
+    pub fn take_tunnel(&mut self) -> Option<Upgraded> {
+        self.tunnel.take().map(|t| *t)
     }
 }
 
@@ -100,7 +107,7 @@ pub async fn handle<D: Downstream>(
         counted: true,
         location: None,
     };
-    let mut outcome = run_phases(worker, &generation, head, ctx, down, &mut seen).await;
+    let outcome = run_phases(worker, &generation, head, ctx, down, &mut seen).await;
 
     // 6. Observe: metrics and the access line (spec §10, §11); an upgrade at its 101.
     if seen.counted {
@@ -113,16 +120,8 @@ pub async fn handle<D: Downstream>(
             seen.location,
         );
     }
-
-    // 7. Tunnel: after a 101 the connection carries WebSocket bytes both ways until either
-    //    side ends it, it idles out, or shutdown ends it (spec §13; boxed: off the common
-    //    path's future).
-    if let Some(upstream) = outcome.tunnel.take() {
-        let shutdown_timeout = generation.snapshot.config.shutdown_timeout;
-        let tunnel = websocket::run(worker, down, *upstream, shutdown_timeout, &ctx.request_id);
-        Box::pin(tunnel).await;
-        outcome.close = true;
-    }
+    // 7. Tunnel: after a 101 the outcome carries the upstream connection; the client
+    //    connection runs the tunnel once this exchange's state is freed (`take_tunnel`).
     outcome
 }
 

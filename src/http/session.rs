@@ -22,6 +22,7 @@ use super::response::{ConnWriter, ConnectionDirective, WriteSink};
 use crate::error::ProxyError;
 use crate::observe;
 use crate::pipeline::{self, RequestCtx};
+use crate::relay::websocket::Tunnel;
 use crate::sys::AbortHandle;
 use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
@@ -38,9 +39,13 @@ pub enum Served<R, W> {
     /// It opened with the HTTP/2 connection preface (h2c with prior knowledge): the halves
     /// and the bytes read so far, preface included, for the HTTP/2 server.
     Http2 { rd: R, wr: W, read: Vec<u8> },
+    /// The upstream switched to WebSocket and the 101 went out: the connection is a tunnel
+    /// now, to run after this session's state is freed (`relay::websocket`).
+    Tunnel(Box<Tunnel<R, W>>),
 }
 
-/// Serves one accepted client connection until it closes or turns out to be HTTP/2.
+/// Serves one accepted client connection until it closes, turns out to be HTTP/2, or becomes
+/// a WebSocket tunnel.
 /// `abort` ends the connection with a reset when a response cannot be completed; `tls`: the
 /// connection came through the TLS listener.
 pub async fn serve<R, W>(
@@ -117,16 +122,28 @@ where
             &limits,
             &ctx.request_id,
         );
-        let outcome = pipeline::handle(&worker, &head, &ctx, &mut exchange).await;
+        let mut outcome = pipeline::handle(&worker, &head, &ctx, &mut exchange).await;
         let aborted = exchange.aborted();
-        let tunnelled = exchange.tunnelled();
         let keeps = exchange.keeps_connection();
         let body_complete = exchange.body_complete();
         drop(exchange);
+        if let Some(upstream) = outcome.take_tunnel() {
+            // What the client sent after its head is the tunnel's, counted as it forwards it.
+            reader.bytes_read -= reader.buffered().len() as u64;
+            transferred.account(&worker, &reader, &writer);
+            let early = reader.buffered().to_vec();
+            let (rd, _) = reader.into_parts();
+            let wr = writer.into_tunnel();
+            return Served::Tunnel(Box::new(Tunnel {
+                rd,
+                wr,
+                early,
+                upstream,
+            }));
+        }
         transferred.account(&worker, &reader, &writer);
-        if aborted || tunnelled {
-            // Dropping the socket now sends the reset the abort asked for; a tunnel has
-            // already passed on each side's end (or was cut on purpose).
+        if aborted {
+            // Dropping the socket now sends the reset the abort asked for.
             return Served::Closed;
         }
         if outcome.close || !keeps {

@@ -18,10 +18,11 @@ use std::sync::Arc;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
-use super::io::{self, HandshakeError};
+use super::io::{self, HandshakeError, TlsReader, TlsWriter};
 use crate::config::ListenerTls;
 use crate::h2;
 use crate::http::session::{self, Served};
+use crate::relay::websocket::Tunnel;
 use crate::sys::{self, AbortHandle, ClientStream};
 use crate::worker::state::WorkerState;
 
@@ -73,19 +74,20 @@ pub fn build_server_config(tls: &ListenerTls) -> Result<ServerConfig, rustls::Er
 }
 
 /// Handshakes on an accepted connection, then serves HTTP/2 over it when ALPN chose `h2`,
-/// else HTTP/1.1.
+/// else HTTP/1.1. An HTTP/1.1 connection that became a WebSocket tunnel is returned, to run
+/// once this function's state is freed.
 pub async fn serve(
     stream: ClientStream,
     abort: AbortHandle,
     peer: SocketAddr,
     worker: Rc<WorkerState>,
     config: Arc<ServerConfig>,
-) {
+) -> Option<Box<Tunnel<TlsReader<ClientStream>, TlsWriter<ClientStream>>>> {
     let conn = match ServerConnection::new(config) {
         Ok(conn) => conn,
         Err(e) => {
             tracing::debug!(client = %peer, error = %e, "TLS session not created");
-            return;
+            return None;
         }
     };
     let timeout = worker.session_limits().header_read_timeout;
@@ -102,13 +104,15 @@ pub async fn serve(
             let io = h2::Prefixed::new(Vec::new(), h2::RentIo::new(rd, wr));
             h2::serve(io, peer, true, worker).await;
         }
-        Ok(Ok((rd, wr))) => {
-            if let Served::Http2 { .. } = session::serve(rd, wr, abort, peer, true, worker).await {
+        Ok(Ok((rd, wr))) => match session::serve(rd, wr, abort, peer, true, worker).await {
+            Served::Closed => {}
+            Served::Http2 { .. } => {
                 // Over TLS, HTTP/2 needs ALPN h2 (RFC 9113 §3.2): a client that sends the
                 // preface without having agreed to it is not speaking the protocol. Close.
                 tracing::debug!(client = %peer, "HTTP/2 preface on a TLS connection without ALPN h2");
             }
-        }
+            Served::Tunnel(tunnel) => return Some(tunnel),
+        },
         Ok(Err(HandshakeError::Tls { error, .. })) => {
             tracing::debug!(client = %peer, error = %error, "TLS handshake refused");
         }
@@ -119,4 +123,5 @@ pub async fn serve(
             tracing::debug!(client = %peer, "TLS handshake timed out");
         }
     }
+    None
 }

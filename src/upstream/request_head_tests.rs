@@ -123,7 +123,11 @@ fn an_upgrade_gets_dito_s_own_connection_and_upgrade_fields() {
         "Authorization: Bearer t",
         "Origin: https://front",
     ] {
-        assert_eq!(lines.iter().filter(|l| **l == want).count(), 1, "{want}\n{head}");
+        assert_eq!(
+            lines.iter().filter(|l| **l == want).count(),
+            1,
+            "{want}\n{head}"
+        );
     }
     // The client's own hop-by-hop fields are gone, with what its Connection named.
     assert!(!head.contains("Upgrade: websocket, h2c"), "{head}");

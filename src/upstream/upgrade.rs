@@ -8,7 +8,7 @@
 //! non-101: that is how WebSocket smuggling works). A 101 must switch to `websocket`; its head
 //! is rewritten like any response head (spec §4), passes the plugins' response hooks, and is
 //! sent — then the connection is handed back as [`Upgraded`] for the tunnel, which the
-//! pipeline runs after the request was observed. Worker thread only.
+//! connection runs after the request was observed (`relay::websocket`). Worker thread only.
 
 use std::pin::pin;
 use std::time::Duration;
@@ -39,6 +39,8 @@ pub struct Upgraded {
     pub early: Vec<u8>,
     /// The location's `websocket_idle_timeout` (zero: never).
     pub idle: Duration,
+    /// The upgrade request's ID, for the tunnel's log line.
+    pub request_id: String,
 }
 
 /// Sends the upgrade request upstream and passes the answer on. `Ok(Some)` after a 101 went
@@ -142,6 +144,7 @@ pub async fn forward_upgrade<D: Downstream>(
         // Exactly what arrived, not the head buffer's capacity: an idle tunnel stays small.
         early: early.as_slice().to_vec(),
         idle: f.route.websocket.unwrap_or_default(),
+        request_id: f.request_id.to_owned(),
     }))
 }
 

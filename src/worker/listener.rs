@@ -3,7 +3,7 @@
 //! Each accepted connection gets its own task (and `TCP_NODELAY` before its second write), split into owned read and
 //! write halves for the HTTP/1.1 session (after a TLS handshake when the generation has a
 //! `tls` block, see [`crate::tls::server`]), and is counted in the worker's open connections
-//! until it ends. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the loop: they are
+//! until it ends — a WebSocket tunnel too, which runs after the HTTP session's state is freed. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the loop: they are
 //! logged at most once per second and retried after a short pause. The loop ends when its
 //! stop signal fires (a new listener took over, or draining began); the socket closes then.
 
@@ -60,7 +60,11 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
                         monoio::spawn(async move {
                             // Boxed: the task stays small, so the runtime's moves of it are
                             // cheap; the ~9 KiB connection state is written once, on the heap.
-                            Box::pin(tls::server::serve(stream, abort, peer, w, config)).await;
+                            let tls = tls::server::serve(stream, abort, peer, w.clone(), config);
+                            if let Some(tunnel) = Box::pin(tls).await {
+                                // The connection state is freed: a tunnel keeps only its own.
+                                Box::pin(tunnel.run(&w)).await;
+                            }
                             drop(guard);
                         });
                     }
@@ -70,8 +74,12 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
                             // Boxed, as above.
                             let session =
                                 Box::pin(session::serve(rd, wr, abort, peer, false, w.clone()));
-                            if let Served::Http2 { rd, wr, read } = session.await {
-                                Box::pin(serve_h2c(rd, wr, read, peer, w)).await;
+                            match session.await {
+                                Served::Closed => {}
+                                Served::Http2 { rd, wr, read } => {
+                                    Box::pin(serve_h2c(rd, wr, read, peer, w)).await;
+                                }
+                                Served::Tunnel(tunnel) => Box::pin(tunnel.run(&w)).await,
                             }
                             drop(guard);
                         });
