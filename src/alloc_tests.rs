@@ -102,6 +102,7 @@ fn second_request_through_reused_storage_allocates_nothing() {
                 proto: "http",
                 request_id: &id,
                 rules: &rules,
+                upgrade: false,
             },
         );
         let (resp, _) = parse_response_head_into(RESPONSE, false, &mut resp_storage)

@@ -8,10 +8,13 @@
 
 use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use crate::http::body::BodyError;
+use crate::http::conn::ReadSource;
 use crate::http::headers::HeaderList;
-use crate::http::response::Response;
+use crate::http::response::{Response, WriteSink};
+use crate::relay::tunnel::{Direction, Side, TunnelBytes, TunnelEnd};
 
 /// The request body as decoded bytes.
 pub trait BodySource {
@@ -81,6 +84,11 @@ pub trait ResponseSink {
     /// Ends the body, with trailer fields (`Name: value\r\n` lines) where they can be carried.
     fn finish(&mut self, trailers: &[u8]) -> impl Future<Output = io::Result<()>>;
 
+    /// Sends a `101 Switching Protocols` head to WebSocket (with Dito's `Connection` and
+    /// `Upgrade` fields) and flushes it: after it the connection carries no more HTTP.
+    /// Only HTTP/1.1 can switch; other protocols fail with `Unsupported`.
+    fn send_switching(&mut self, head: &OutHead<'_>) -> impl Future<Output = io::Result<()>>;
+
     /// The response cannot be completed: end it so the client can tell (spec §4).
     fn abort(&mut self);
 
@@ -114,4 +122,15 @@ pub trait Downstream {
 
     /// What the client was sent so far.
     fn report(&self) -> SinkReport;
+
+    /// After a 101 went out: relays bytes between the client connection (and whatever the
+    /// client sent after its request head) and `upstream` until the tunnel ends (spec §13,
+    /// `relay::tunnel`). Protocols that cannot switch end at once with `TunnelEnd::Failed`.
+    fn tunnel<UR: ReadSource, UW: WriteSink>(
+        &mut self,
+        upstream: Side<'_, UR, UW>,
+        idle: Duration,
+        stop: impl Future<Output = ()>,
+        moved: &dyn Fn(Direction, u64),
+    ) -> impl Future<Output = (TunnelEnd, TunnelBytes)>;
 }

@@ -13,9 +13,11 @@
 //!    own, passes their response hooks in reverse (spec §8, `plugin::chain`).
 //! 4. **Request limit** — a declared body over `max_request_body_size` → 413 (spec §6).
 //! 5. **Forward** — upstream request head, upload, response relay under the limits
-//!    (`upstream::forward`, `relay`).
+//!    (`upstream::forward`, `relay`); a WebSocket upgrade on a location with
+//!    `enable_websocket` goes on a dedicated connection (`upstream::upgrade`, spec §13).
 //! 6. **Observe** — metrics and the access line (`observe::request`), except for Dito's own
-//!    endpoints.
+//!    endpoints; an upgrade is observed at its 101.
+//! 7. **Tunnel** — after a 101, bytes both ways until the tunnel ends (`relay::websocket`).
 //!
 //! Every exit is visible in [`handle`]. Runs on a worker thread; it never touches another
 //! worker's state.
@@ -29,16 +31,19 @@ use crate::downstream::Downstream;
 use crate::error::ProxyError;
 use crate::http::request::{BodyFraming, RequestHead, TargetForm};
 use crate::http::response::Response;
+use crate::http::upgrade::is_websocket_upgrade;
 use crate::observe;
 use crate::observe::metrics::RejectReason;
 use crate::plugin::chain::{Failure, PluginRun, RequestOutcome, ResponseHooks};
 use crate::plugin::exchange::Fields;
 use crate::plugin::instance::PluginInstance;
+use crate::relay::websocket;
 use crate::request_id::RequestId;
 use crate::route::{Route, RouteMatch};
 use crate::upstream::forward::{forward, Forward, ForwardError};
 use crate::upstream::request_head::HeadInputs;
 use crate::upstream::route::WorkerRoute;
+use crate::upstream::upgrade::{forward_upgrade, Upgraded};
 use crate::worker::state::{Generation, WorkerState};
 
 /// Per-request facts that every phase may read.
@@ -64,12 +69,23 @@ impl RequestCtx {
 }
 
 /// What the connection should do after the exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
     /// A response was (at least partly) written.
     pub sent: bool,
     /// The connection must close.
     pub close: bool,
+    /// The upstream switched to WebSocket and the 101 went out: phase 7 runs the tunnel.
+    tunnel: Option<Box<Upgraded>>,
+}
+
+impl Outcome {
+    const fn new(sent: bool, close: bool) -> Self {
+        Outcome {
+            sent,
+            close,
+            tunnel: None,
+        }
+    }
 }
 
 /// Runs one request through every phase, answers it, and observes it.
@@ -84,9 +100,9 @@ pub async fn handle<D: Downstream>(
         counted: true,
         location: None,
     };
-    let outcome = run_phases(worker, &generation, head, ctx, down, &mut seen).await;
+    let mut outcome = run_phases(worker, &generation, head, ctx, down, &mut seen).await;
 
-    // 6. Observe: metrics and the access line (spec §10, §11).
+    // 6. Observe: metrics and the access line (spec §10, §11); an upgrade at its 101.
     if seen.counted {
         observe::request::finish(
             worker,
@@ -96,6 +112,16 @@ pub async fn handle<D: Downstream>(
             &down.report(),
             seen.location,
         );
+    }
+
+    // 7. Tunnel: after a 101 the connection carries WebSocket bytes both ways until either
+    //    side ends it, it idles out, or shutdown ends it (spec §13; boxed: off the common
+    //    path's future).
+    if let Some(upstream) = outcome.tunnel.take() {
+        let shutdown_timeout = generation.snapshot.config.shutdown_timeout;
+        let tunnel = websocket::run(worker, down, *upstream, shutdown_timeout, &ctx.request_id);
+        Box::pin(tunnel).await;
+        outcome.close = true;
     }
     outcome
 }
@@ -265,7 +291,9 @@ async fn limit_then_forward<D: Downstream>(
         }
     }
 
-    // 5. Forward: the upstream request head (spec §3), then the exchange.
+    // 5. Forward: the upstream request head (spec §3), then the exchange; a WebSocket
+    //    upgrade on a location that allows it gets a dedicated connection (spec §13).
+    let upgrade = place.upstream.websocket.is_some() && is_websocket_upgrade(head);
     let inputs = HeadInputs {
         route: place.route,
         route_match: &place.m,
@@ -273,6 +301,7 @@ async fn limit_then_forward<D: Downstream>(
         proto: if ctx.tls { "https" } else { "http" },
         request_id: &ctx.request_id,
         rules: &place.upstream.rules,
+        upgrade,
     };
     let fwd = Forward {
         worker,
@@ -286,20 +315,28 @@ async fn limit_then_forward<D: Downstream>(
         verbose: generation.snapshot.config.logging.verbose,
         hooks,
     };
-    match forward(&fwd, down).await {
-        Ok(()) => Outcome {
-            sent: true,
-            close: false,
-        },
+    let forwarded = if upgrade {
+        match Box::pin(forward_upgrade(&fwd, down)).await {
+            Ok(Some(upstream)) => {
+                return Outcome {
+                    tunnel: Some(Box::new(upstream)),
+                    ..Outcome::new(true, true)
+                }
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        }
+    } else {
+        forward(&fwd, down).await
+    };
+    match forwarded {
+        Ok(()) => Outcome::new(true, false),
         Err(ForwardError::Respond(err)) => {
             // A response hook that failed on the upstream's head is not run again on the 500.
             let hooks = hooks.filter(|_| !matches!(err, ProxyError::PluginFailed));
             respond_error(worker, down, &err, ctx, generation, hooks).await
         }
-        Err(ForwardError::Done) => Outcome {
-            sent: true,
-            close: true,
-        },
+        Err(ForwardError::Done) => Outcome::new(true, true),
     }
 }
 
@@ -387,10 +424,7 @@ fn through_hooks(hooks: &dyn ResponseHooks, resp: Response) -> Result<Response, 
 
 async fn respond<D: Downstream>(down: &mut D, resp: &Response, close: bool) -> Outcome {
     match down.respond(resp, close).await {
-        Ok(()) => Outcome { sent: true, close },
-        Err(_) => Outcome {
-            sent: true,
-            close: true,
-        },
+        Ok(()) => Outcome::new(true, close),
+        Err(_) => Outcome::new(true, true),
     }
 }

@@ -366,7 +366,7 @@ fn run_prints_warnings_even_when_the_config_fails() {
 }
 
 #[test]
-fn unfinished_features_and_bad_plugin_references_are_refused() {
+fn bad_plugin_references_and_websocket_over_http2_are_refused() {
     const HASH: &str = "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"";
     let cases: Vec<(&str, String, &str)> = vec![
         (
@@ -382,9 +382,9 @@ fn unfinished_features_and_bad_plugin_references_are_refused() {
             "locations[0].middlewares[0]: unknown middleware \"x\": plugins.directory is not set",
         ),
         (
-            "enable_websocket",
-            format!("{ONE_LOCATION}    enable_websocket: true\n"),
-            "locations[0].enable_websocket: not supported yet (WebSocket)",
+            "enable_websocket with force_http2",
+            format!("{ONE_LOCATION}    enable_websocket: true\n    transport: {{ http: {{ force_http2: true }} }}\n"),
+            "locations[0].enable_websocket: WebSocket upgrades need HTTP/1.1 to the upstream, but this location's transport sets force_http2: true",
         ),
     ];
     let dir = TempDir::new();

@@ -180,15 +180,20 @@ fn run_with_a_bad_config_exits_1_with_the_same_lines_and_does_not_start() {
 }
 
 #[test]
-fn run_with_a_not_supported_feature_does_not_start() {
-    let yaml = support::config(&format!("{ONE_LOCATION}    enable_websocket: true\n"));
+fn run_with_an_invalid_location_does_not_start() {
+    let yaml = support::config(&format!(
+        "{ONE_LOCATION}    enable_websocket: true\n    transport: {{ http: {{ force_http2: true }} }}\n"
+    ));
     match Dito::try_start(&yaml) {
-        Ok(d) => panic!("dito started with enable_websocket: true:\n{}", d.output()),
+        Ok(d) => panic!(
+            "dito started with WebSocket over force_http2:\n{}",
+            d.output()
+        ),
         Err(f) => {
             assert_eq!(f.code, Some(1), "{f:?}");
             assert!(
                 f.output.lines().any(|l| l
-                    .ends_with(": locations[0].enable_websocket: not supported yet (WebSocket)")),
+                    .ends_with(": locations[0].enable_websocket: WebSocket upgrades need HTTP/1.1 to the upstream, but this location's transport sets force_http2: true")),
                 "{}",
                 f.output
             );

@@ -17,7 +17,6 @@ use super::target::TargetUrl;
 use super::tls_files::UpstreamTls;
 use super::transport::{Material, TransportOverrides};
 use super::types::Location;
-use super::unsupported::{self, Feature};
 use super::validate::{duration, require};
 use super::{index, join, Report};
 
@@ -86,9 +85,6 @@ fn validate_one(
             }
         });
     let enable_websocket = f.enable_websocket.unwrap_or(DEFAULT_ENABLE_WEBSOCKET);
-    if enable_websocket {
-        unsupported::check(r, &at("enable_websocket"), Feature::WebSocket);
-    }
     let websocket_idle_timeout: Duration =
         duration(&f.websocket_idle_timeout, &at("websocket_idle_timeout"), r)
             .unwrap_or(DEFAULT_WEBSOCKET_IDLE_TIMEOUT);
@@ -97,6 +93,18 @@ fn validate_one(
     let middlewares = middlewares(f, &at("middlewares"), r);
     let own = TransportOverrides::validate(&f.transport.http, &at("transport.http"), r);
     let transport = own.over(global);
+    let resolved = transport.resolve();
+    if enable_websocket && resolved.force_http2 {
+        // Upgrades are HTTP/1.1 (spec §13: RFC 8441 is not offered); a location declared
+        // HTTP/2-only cannot carry them, and quietly speaking HTTP/1.1 to it could reach a
+        // server that never expected it.
+        r.error(
+            &at("enable_websocket"),
+            "WebSocket upgrades need HTTP/1.1 to the upstream, but this location's transport \
+             sets force_http2: true"
+                .to_string(),
+        );
+    }
     let tls = match &target {
         Some(t) if t.scheme.is_tls() => upstream_tls(&transport, &at("target_url"), r),
         _ => None,
@@ -117,7 +125,7 @@ fn validate_one(
         disable_response_buffering: f
             .disable_response_buffering
             .unwrap_or(DEFAULT_DISABLE_RESPONSE_BUFFERING),
-        transport: transport.resolve(),
+        transport: resolved,
         tls,
     })
 }

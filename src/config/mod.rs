@@ -4,7 +4,7 @@
 //! a snapshot. The pipeline is `raw` (serde-saphyr → a generic value tree; YAML syntax errors
 //! stop here with line:column) → `file` (schema structs mirroring the YAML one-to-one; type
 //! errors and unknown-key warnings, with key paths) → `validate` (values, defaults from
-//! `defaults`, cross-field rules, "not supported yet"; the upstream TLS files are read and
+//! `defaults`, cross-field rules; the upstream TLS files are read and
 //! checked here too, by `tls_files`) → `order` (diagnostics sorted into file order). Every
 //! problem after the syntax stage is collected, so one run reports all of them. This module
 //! touches nothing else in the crate.
@@ -20,7 +20,6 @@ mod target;
 mod tls_files;
 mod transport;
 mod types;
-mod unsupported;
 mod validate;
 
 #[cfg(test)]
@@ -130,17 +129,6 @@ pub fn parse_str(file: &str, yaml: &str) -> Result<Loaded, LoadError> {
     parse_with(file, yaml, Report::default())
 }
 
-/// Like [`parse_str`] but without the "not supported yet" refusals: lets tests check how
-/// values of unfinished features parse, so those tests stay valid when the features land.
-#[cfg(test)]
-pub(crate) fn parse_str_all_features(file: &str, yaml: &str) -> Result<Loaded, LoadError> {
-    let report = Report {
-        allow_unfinished: true,
-        ..Report::default()
-    };
-    parse_with(file, yaml, report)
-}
-
 fn parse_with(file: &str, yaml: &str, mut report: Report) -> Result<Loaded, LoadError> {
     let fail = |errors, warnings| LoadError {
         file: file.to_string(),
@@ -167,8 +155,6 @@ fn parse_with(file: &str, yaml: &str, mut report: Report) -> Result<Loaded, Load
 pub(crate) struct Report {
     pub(crate) errors: Vec<Diagnostic>,
     pub(crate) warnings: Vec<Diagnostic>,
-    /// Tests only: skip "not supported yet" refusals.
-    pub(crate) allow_unfinished: bool,
     /// Read once per load, when a TLS location has no `ca_file`.
     pub(crate) system_roots: tls_files::SystemRoots,
 }

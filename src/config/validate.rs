@@ -3,8 +3,7 @@
 //! Works on what `file` extracted (YAML types already checked) and never stops early: a bad
 //! value is reported at its key path and replaced by its default so the rest can still be
 //! checked; the caller throws the result away when any error was recorded. Locations are
-//! checked in `location`, transport blocks in `transport`, "not supported yet" in
-//! `unsupported`.
+//! checked in `location`, transport blocks in `transport`.
 
 use crate::plugin::loader::{load_all, PluginSource};
 use std::net::SocketAddr;

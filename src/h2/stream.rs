@@ -4,7 +4,7 @@
 //! the relay instead of growing a buffer. An abort resets only this stream
 //! (RST_STREAM INTERNAL_ERROR); the connection and its other streams carry on.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -19,10 +19,12 @@ use super::head::{self, is_connection_specific, H2HeadError};
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink, SinkReport};
 use crate::error::ProxyError;
 use crate::http::body::BodyError;
+use crate::http::conn::ReadSource;
 use crate::http::request::HeadError;
-use crate::http::response::Response;
+use crate::http::response::{Response, WriteSink};
 use crate::observe;
 use crate::pipeline::{self, RequestCtx};
+use crate::relay::tunnel::{Direction, Side, TunnelBytes, TunnelEnd};
 use crate::worker::state::WorkerState;
 
 /// Serves one accepted stream through the pipeline; `tls`: the connection came through the
@@ -294,6 +296,11 @@ impl ResponseSink for H2Sink {
         None
     }
 
+    async fn send_switching(&mut self, _head: &OutHead<'_>) -> io::Result<()> {
+        // No upgrades over HTTP/2 (spec §13: RFC 8441 is not offered).
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
     async fn flush(&mut self) -> io::Result<()> {
         // The connection task writes frames as soon as they are queued.
         Ok(())
@@ -417,5 +424,15 @@ impl Downstream for H2Exchange {
             aborted: self.sink.aborted,
             bytes_sent: self.sink.bytes_sent,
         }
+    }
+    async fn tunnel<UR: ReadSource, UW: WriteSink>(
+        &mut self,
+        _upstream: Side<'_, UR, UW>,
+        _idle: Duration,
+        _stop: impl Future<Output = ()>,
+        _moved: &dyn Fn(Direction, u64),
+    ) -> (TunnelEnd, TunnelBytes) {
+        // A stream never switches protocols (see `send_switching`).
+        (TunnelEnd::Failed, TunnelBytes::default())
     }
 }

@@ -88,6 +88,15 @@ impl<R: ReadSource> ConnReader<R> {
         (self.io, self.buf)
     }
 
+    /// For a tunnel: the read half and a copy of the unconsumed bytes; the buffer itself is
+    /// released (the tunnel reads with buffers of its own).
+    pub fn hand_over(&mut self) -> (&mut R, Vec<u8>) {
+        let early = self.buffered().to_vec();
+        self.buf = Vec::new();
+        self.start = 0;
+        (&mut self.io, early)
+    }
+
     /// Unconsumed bytes.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..]

@@ -6,6 +6,7 @@
 //! 1xx only where allowed, `Connection` as needed) and aborts with a reset (SO_LINGER 0) when
 //! a response cannot be completed. Worker thread only.
 
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use super::request::{RequestHead, Version};
 use super::response::{write_status_line, ConnWriter, ConnectionDirective, Response, WriteSink};
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink, SinkReport};
 use crate::error::ProxyError;
+use crate::http::upgrade::UPGRADE_FIELDS;
+use crate::relay::tunnel::{self, Direction, Side, TunnelBytes, TunnelEnd};
 use crate::sys::AbortHandle;
 use crate::worker::signal::LocalSignal;
 
@@ -85,6 +88,8 @@ pub struct H1Sink<'c, W> {
     client_gone: bool,
     /// The writer's byte count when the exchange began.
     written_at_start: u64,
+    /// The connection became a tunnel: it carries no more HTTP.
+    tunnelled: bool,
 }
 
 impl<W: WriteSink> H1Sink<'_, W> {
@@ -204,6 +209,19 @@ impl<W: WriteSink> ResponseSink for H1Sink<'_, W> {
         self.flush_out().await
     }
 
+    async fn send_switching(&mut self, head: &OutHead<'_>) -> io::Result<()> {
+        let out = self.writer.buffer();
+        write_status_line(out, 101, head.reason);
+        head.headers.write_h1(out);
+        out.extend_from_slice(UPGRADE_FIELDS);
+        out.extend_from_slice(b"\r\n");
+        self.committed = true;
+        self.status = 101;
+        // Whatever follows is the tunnel's, never another HTTP exchange.
+        self.close_after = true;
+        self.flush_out().await
+    }
+
     fn abort(&mut self) {
         // A reset, never a clean end: the client can always tell (spec §4).
         self.abort.abort();
@@ -258,6 +276,7 @@ impl<'c, R: ReadSource, W: WriteSink> H1Exchange<'c, R, W> {
                 status: 0,
                 client_gone: false,
                 written_at_start,
+                tunnelled: false,
             },
             request_id,
         }
@@ -275,6 +294,11 @@ impl<'c, R: ReadSource, W: WriteSink> H1Exchange<'c, R, W> {
 
     pub fn aborted(&self) -> bool {
         self.sink.aborted
+    }
+
+    /// The connection was handed to a tunnel (and the tunnel has ended).
+    pub fn tunnelled(&self) -> bool {
+        self.sink.tunnelled
     }
 
     /// The client is waiting for a 100 that never came: it may or may not send the body.
@@ -346,6 +370,35 @@ impl<'c, R: ReadSource, W: WriteSink> Downstream for H1Exchange<'c, R, W> {
             .await;
         self.sink.client_gone |= r.is_err();
         r
+    }
+
+    async fn tunnel<UR: ReadSource, UW: WriteSink>(
+        &mut self,
+        upstream: Side<'_, UR, UW>,
+        idle: Duration,
+        stop: impl Future<Output = ()>,
+        moved: &dyn Fn(Direction, u64),
+    ) -> (TunnelEnd, TunnelBytes) {
+        if self.sink.status != 101 {
+            return (TunnelEnd::Failed, TunnelBytes::default());
+        }
+        self.sink.tunnelled = true;
+        let reader = &mut *self.body.reader;
+        let writer = &mut *self.sink.writer;
+        // What the client sent after its head goes first; the HTTP buffers are released
+        // (an idle tunnel holds only its own small buffers).
+        let (rd, early) = reader.hand_over();
+        let early_len = early.len() as u64;
+        let client = Side {
+            rd,
+            wr: writer.hand_over(),
+            early,
+        };
+        let (end, bytes) = tunnel::run(client, upstream, idle, stop, moved).await;
+        // The connection's counts (`data_transferred_bytes_total`) include the tunnel's bytes.
+        reader.bytes_read += bytes.client_to_upstream.saturating_sub(early_len);
+        writer.bytes_written += bytes.upstream_to_client;
+        (end, bytes)
     }
 
     fn report(&self) -> SinkReport {

@@ -16,3 +16,4 @@ pub mod response;
 pub mod response_head;
 pub mod session;
 pub mod status;
+pub mod upgrade;

@@ -195,6 +195,18 @@ impl<W: WriteSink> ConnWriter<W> {
         res.map(|_| ())
     }
 
+    /// For a tunnel, after the last response was flushed: the write half, with TCP_NODELAY
+    /// set now (a tunnel's small messages must not wait for delayed ACKs). The output buffer
+    /// is released.
+    pub fn hand_over(&mut self) -> &mut W {
+        if let Some(fd) = self.nodelay_pending.take() {
+            sys::set_nodelay(fd);
+        }
+        debug_assert!(self.buf.is_empty());
+        self.buf = Vec::new();
+        &mut self.io
+    }
+
     /// Half-closes the connection (FIN) after the last response.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.io.close_write().await

@@ -119,12 +119,14 @@ where
         );
         let outcome = pipeline::handle(&worker, &head, &ctx, &mut exchange).await;
         let aborted = exchange.aborted();
+        let tunnelled = exchange.tunnelled();
         let keeps = exchange.keeps_connection();
         let body_complete = exchange.body_complete();
         drop(exchange);
         transferred.account(&worker, &reader, &writer);
-        if aborted {
-            // Dropping the socket now sends the reset the abort asked for.
+        if aborted || tunnelled {
+            // Dropping the socket now sends the reset the abort asked for; a tunnel has
+            // already passed on each side's end (or was cut on purpose).
             return Served::Closed;
         }
         if outcome.close || !keeps {

@@ -4,8 +4,7 @@
 //! A worker is the only writer of its `WorkerMetrics` (through its worker-local
 //! [`Recorder`](super::recorder::Recorder)); the control thread holds an `Arc` of every
 //! worker's and reads them with relaxed loads when `/metrics` is scraped, summing them by label
-//! values (`observe::render`). Nothing here allocates or locks on the request path. Metrics
-//! of features that do not exist yet (WebSocket, plugins) are added when those land.
+//! values (`observe::render`). Nothing here allocates or locks on the request path.
 
 use super::plugin_series::PluginTable;
 use std::sync::{Arc, OnceLock};
@@ -13,6 +12,7 @@ use std::time::Duration;
 
 use super::counters::{Counter, Gauge};
 use super::series::SeriesTable;
+use super::tunnel_series::TunnelSeries;
 use crate::error::UpstreamErrorKind;
 
 // Families (spec §10). The worker-side ones are counted here; the control-side ones in
@@ -31,6 +31,10 @@ pub const IO_DRIVER: &str = "dito_io_driver";
 pub const LOG_LINES_DROPPED_TOTAL: &str = "dito_log_lines_dropped_total";
 pub const PLUGIN_PANICS_TOTAL: &str = "dito_plugin_panics_total";
 pub const PLUGIN_COUNTER_TOTAL: &str = "dito_plugin_counter_total";
+pub const WEBSOCKET_CONNECTIONS_ACTIVE: &str = "dito_websocket_connections_active";
+pub const WEBSOCKET_CONNECTIONS_TOTAL: &str = "dito_websocket_connections_total";
+pub const WEBSOCKET_CONNECTIONS_CLOSED_TOTAL: &str = "dito_websocket_connections_closed_total";
+pub const WEBSOCKET_BYTES_TOTAL: &str = "dito_websocket_bytes_total";
 pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
 pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
@@ -60,6 +64,10 @@ pub fn help(family: &str) -> &'static str {
         LOG_LINES_DROPPED_TOTAL => "Log lines dropped because a worker's log queue was full.",
         PLUGIN_PANICS_TOTAL => "Plugin hooks that panicked (the request got 500), by plugin.",
         PLUGIN_COUNTER_TOTAL => "Counters plugins add to, by plugin and counter name.",
+        WEBSOCKET_CONNECTIONS_ACTIVE => "Open WebSocket tunnels.",
+        WEBSOCKET_CONNECTIONS_TOTAL => "WebSocket tunnels opened (the upstream answered 101).",
+        WEBSOCKET_CONNECTIONS_CLOSED_TOTAL => "WebSocket tunnels ended, by reason.",
+        WEBSOCKET_BYTES_TOTAL => "Bytes relayed through WebSocket tunnels, by direction.",
         PROCESS_CPU_SECONDS_TOTAL => "Total user and system CPU time spent in seconds.",
         PROCESS_RESIDENT_MEMORY_BYTES => "Resident memory size in bytes.",
         PROCESS_VIRTUAL_MEMORY_BYTES => "Virtual memory size in bytes.",
@@ -252,6 +260,8 @@ pub struct WorkerMetrics {
     pub(super) log_lines_dropped: Arc<Counter>,
     /// Plugin panics and counters (`observe::plugin_series`).
     pub(super) plugins: PluginTable,
+    /// WebSocket tunnels (`observe::tunnel_series`).
+    pub(super) websocket: TunnelSeries,
 }
 
 impl WorkerMetrics {
@@ -371,6 +381,10 @@ mod tests {
             LOG_LINES_DROPPED_TOTAL,
             PLUGIN_PANICS_TOTAL,
             PLUGIN_COUNTER_TOTAL,
+            WEBSOCKET_CONNECTIONS_ACTIVE,
+            WEBSOCKET_CONNECTIONS_TOTAL,
+            WEBSOCKET_CONNECTIONS_CLOSED_TOTAL,
+            WEBSOCKET_BYTES_TOTAL,
             PROCESS_CPU_SECONDS_TOTAL,
             PROCESS_RESIDENT_MEMORY_BYTES,
             PROCESS_VIRTUAL_MEMORY_BYTES,

@@ -20,3 +20,4 @@ pub mod render;
 pub mod request;
 pub mod scrape;
 pub mod series;
+pub mod tunnel_series;

@@ -16,6 +16,7 @@ use super::plugin_series::PluginIndex;
 use super::series::{SeriesTable, CAPACITY};
 use crate::error::UpstreamErrorKind;
 use crate::fxhash::FxBuildHasher;
+use crate::relay::tunnel::{Direction, TunnelEnd};
 
 /// Writes one worker's metrics; see the module doc.
 #[derive(Debug)]
@@ -105,6 +106,21 @@ impl Recorder {
     /// `dito_log_lines_dropped_total`.
     pub fn log_line_dropped(&self) {
         self.shared.log_lines_dropped.inc();
+    }
+
+    /// A WebSocket tunnel opened (`dito_websocket_connections_active`, `_total`).
+    pub fn tunnel_opened(&self) {
+        self.shared.websocket.opened();
+    }
+
+    /// A WebSocket tunnel ended (`dito_websocket_connections_closed_total{reason}`).
+    pub fn tunnel_closed(&self, end: TunnelEnd) {
+        self.shared.websocket.closed(end);
+    }
+
+    /// Bytes went through a tunnel (`dito_websocket_bytes_total{direction}`).
+    pub fn tunnel_moved(&self, dir: Direction, n: u64) {
+        self.shared.websocket.moved(dir, n);
     }
 
     /// A plugin hook panicked (`dito_plugin_panics_total`).

@@ -15,6 +15,7 @@ use super::metrics::{
 };
 use super::plugin_series;
 use super::process::ProcessStats;
+use super::tunnel_series;
 use crate::error::UpstreamErrorKind;
 
 /// What the control thread contributes to a scrape.
@@ -86,6 +87,7 @@ pub fn render(
         sum(WorkerMetrics::log_lines_dropped),
     );
 
+    tunnel_series::render(&mut out, workers);
     render_plugins(&mut out, workers);
     render_control(&mut out, control);
     render_process(&mut out, process);
@@ -227,15 +229,20 @@ impl std::fmt::Display for Float {
 
 /// The text being built.
 #[derive(Default)]
-struct Exposition(String);
+pub(super) struct Exposition(String);
 
 impl Exposition {
-    fn family(&mut self, name: &str, kind: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str) {
         let _ = writeln!(self.0, "# HELP {name} {}", escape_help(m::help(name)));
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    pub(super) fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: impl std::fmt::Display,
+    ) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');

@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod headers;
 pub mod tunnel;
+pub mod websocket;
 
 use std::cell::Cell;
 use std::io;
@@ -319,6 +320,9 @@ mod tests {
         }
         fn raw_body_buffer(&mut self) -> Option<&mut Vec<u8>> {
             None
+        }
+        async fn send_switching(&mut self, _: &OutHead<'_>) -> io::Result<()> {
+            Ok(())
         }
         async fn flush(&mut self) -> io::Result<()> {
             Ok(())

@@ -49,18 +49,27 @@ pub struct TunnelBytes {
 
 /// One side of the tunnel: its read half, its write half, and what was already read from it
 /// before the switch.
-pub struct Side<R, W> {
-    pub rd: R,
-    pub wr: W,
+pub struct Side<'a, R, W> {
+    pub rd: &'a mut R,
+    pub wr: &'a mut W,
     pub early: Vec<u8>,
 }
 
-/// Relays between `client` and `upstream` until the tunnel ends.
+/// A direction of the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    ClientToUpstream,
+    UpstreamToClient,
+}
+
+/// Relays between `client` and `upstream` until the tunnel ends; `moved` hears of every chunk
+/// as it is written (live byte counts).
 pub async fn run<CR, CW, UR, UW>(
-    client: Side<CR, CW>,
-    upstream: Side<UR, UW>,
+    client: Side<'_, CR, CW>,
+    upstream: Side<'_, UR, UW>,
     idle: Duration,
     stop: impl Future<Output = ()>,
+    moved: &dyn Fn(Direction, u64),
 ) -> (TunnelEnd, TunnelBytes)
 where
     CR: ReadSource,
@@ -71,18 +80,30 @@ where
     let last = Cell::new(Instant::now());
     let (up_count, down_count) = (Cell::new(0u64), Cell::new(0u64));
     let Side {
-        rd: mut crd,
-        wr: mut cwr,
+        rd: crd,
+        wr: cwr,
         early: c_early,
     } = client;
     let Side {
-        rd: mut urd,
-        wr: mut uwr,
+        rd: urd,
+        wr: uwr,
         early: u_early,
     } = upstream;
+    let up = Meter {
+        last: &last,
+        count: &up_count,
+        dir: Direction::ClientToUpstream,
+        moved,
+    };
+    let down = Meter {
+        last: &last,
+        count: &down_count,
+        dir: Direction::UpstreamToClient,
+        moved,
+    };
     let both = async {
-        let mut to_upstream = pin!(copy(&mut crd, &mut uwr, c_early, &last, &up_count));
-        let mut to_client = pin!(copy(&mut urd, &mut cwr, u_early, &last, &down_count));
+        let mut to_upstream = pin!(copy(crd, uwr, c_early, &up));
+        let mut to_client = pin!(copy(urd, cwr, u_early, &down));
         let (mut up_done, mut down_done) = (false, false);
         // Ends at the first failure; a clean end of one direction waits for the other.
         while !(up_done && down_done) {
@@ -108,19 +129,35 @@ where
     (end, bytes)
 }
 
+/// Where one direction reports what it moved.
+struct Meter<'a> {
+    /// When a byte last moved either way (shared by both directions).
+    last: &'a Cell<Instant>,
+    count: &'a Cell<u64>,
+    dir: Direction,
+    moved: &'a dyn Fn(Direction, u64),
+}
+
+impl Meter<'_> {
+    fn wrote(&self, n: usize) {
+        self.last.set(Instant::now());
+        self.count.set(self.count.get() + n as u64);
+        (self.moved)(self.dir, n as u64);
+    }
+}
+
 /// Copies `rd` to `wr` until EOF (then half-closes `wr`) or an error.
 async fn copy<R: ReadSource, W: WriteSink>(
     rd: &mut R,
     wr: &mut W,
     early: Vec<u8>,
-    last: &Cell<Instant>,
-    count: &Cell<u64>,
+    meter: &Meter<'_>,
 ) -> io::Result<()> {
     if !early.is_empty() {
-        count.set(count.get() + early.len() as u64);
+        let n = early.len();
         let (r, _) = wr.write_all_owned(early).await;
         r?;
-        last.set(Instant::now());
+        meter.wrote(n);
     }
     let mut buf: Vec<u8> = Vec::with_capacity(START);
     loop {
@@ -134,13 +171,12 @@ async fn copy<R: ReadSource, W: WriteSink>(
             // The peer finished sending: pass the end on, keep the other direction open.
             return wr.close_write().await;
         }
-        last.set(Instant::now());
-        count.set(count.get() + n as u64);
+        meter.last.set(Instant::now());
         let filled = n == room;
         let (r, back) = wr.write_all_owned(buf).await;
         buf = back;
         r?;
-        last.set(Instant::now());
+        meter.wrote(n);
         if filled && room < MAX {
             buf.reserve((room * 2).min(MAX).saturating_sub(buf.len()));
         }

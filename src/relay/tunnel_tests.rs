@@ -51,13 +51,35 @@ async fn read_exact(s: &mut TcpStream, n: usize) -> Vec<u8> {
     all
 }
 
-fn side(s: TcpStream, early: &[u8]) -> Side<impl ReadSource, impl WriteSink> {
-    let (rd, wr) = s.into_split();
-    Side {
-        rd,
-        wr,
-        early: early.to_vec(),
-    }
+/// Runs a tunnel between the inside ends on a task of its own (which owns their halves);
+/// yields the end, the counts, and the bytes the `moved` callback heard of.
+fn spawn_tunnel(
+    c_in: TcpStream,
+    c_early: &[u8],
+    u_in: TcpStream,
+    u_early: &[u8],
+    idle: Duration,
+    stop: impl Future<Output = ()> + 'static,
+) -> monoio::task::JoinHandle<(TunnelEnd, TunnelBytes, u64)> {
+    let (c_early, u_early) = (c_early.to_vec(), u_early.to_vec());
+    monoio::spawn(async move {
+        let (mut crd, mut cwr) = c_in.into_split();
+        let (mut urd, mut uwr) = u_in.into_split();
+        let heard = Cell::new(0u64);
+        let moved = |_: Direction, n: u64| heard.set(heard.get() + n);
+        let client = Side {
+            rd: &mut crd,
+            wr: &mut cwr,
+            early: c_early,
+        };
+        let upstream = Side {
+            rd: &mut urd,
+            wr: &mut uwr,
+            early: u_early,
+        };
+        let (end, bytes) = run(client, upstream, idle, stop, &moved).await;
+        (end, bytes, heard.get())
+    })
 }
 
 #[test]
@@ -65,12 +87,14 @@ fn bytes_cross_both_ways_early_bytes_first_and_half_close_passes_on() {
     rt().block_on(async {
         let (mut client, c_in) = pair().await;
         let (mut upstream, u_in) = pair().await;
-        let tunnel = monoio::spawn(run(
-            side(c_in, b"early-from-client:"),
-            side(u_in, b"early-from-upstream:"),
+        let tunnel = spawn_tunnel(
+            c_in,
+            b"early-from-client:",
+            u_in,
+            b"early-from-upstream:",
             Duration::from_secs(10),
             std::future::pending(),
-        ));
+        );
         let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         let (r, _) = client.write_all(big.clone()).await;
         r.unwrap();
@@ -86,10 +110,15 @@ fn bytes_cross_both_ways_early_bytes_first_and_half_close_passes_on() {
         let back = read_to_end(&mut client).await;
         assert_eq!(back, b"early-from-upstream:reply");
 
-        let (end, bytes) = tunnel.await;
+        let (end, bytes, heard) = tunnel.await;
         assert_eq!(end, TunnelEnd::Closed);
         assert_eq!(bytes.client_to_upstream, 18 + 1_000_000);
         assert_eq!(bytes.upstream_to_client, 20 + 5);
+        assert_eq!(
+            heard,
+            18 + 1_000_000 + 20 + 5,
+            "every byte is reported as it moves"
+        );
     });
 }
 
@@ -99,13 +128,15 @@ fn a_silent_tunnel_ends_at_the_idle_timeout() {
         let (mut client, c_in) = pair().await;
         let (_upstream, u_in) = pair().await;
         let started = Instant::now();
-        let tunnel = monoio::spawn(run(
-            side(c_in, b""),
-            side(u_in, b""),
+        let tunnel = spawn_tunnel(
+            c_in,
+            b"",
+            u_in,
+            b"",
             Duration::from_millis(200),
             std::future::pending(),
-        ));
-        let (end, _) = tunnel.await;
+        );
+        let (end, _, _) = tunnel.await;
         assert_eq!(end, TunnelEnd::Idle);
         assert!(started.elapsed() >= Duration::from_millis(200));
         // The tunnel's sockets are gone: the client reads the end.
@@ -120,12 +151,14 @@ fn traffic_keeps_a_tunnel_alive_and_stop_ends_it() {
         let (mut upstream, u_in) = pair().await;
         let stop = LocalSignal::default();
         let waiting = stop.clone();
-        let tunnel = monoio::spawn(run(
-            side(c_in, b""),
-            side(u_in, b""),
+        let tunnel = spawn_tunnel(
+            c_in,
+            b"",
+            u_in,
+            b"",
             Duration::from_millis(300),
             async move { waiting.wait().await },
-        ));
+        );
         // Five messages 100 ms apart: 500 ms in all, longer than the idle timeout.
         for i in 0..5u8 {
             let (r, _) = client.write_all(vec![i; 10]).await;
@@ -134,9 +167,10 @@ fn traffic_keeps_a_tunnel_alive_and_stop_ends_it() {
             monoio::time::sleep(Duration::from_millis(100)).await;
         }
         stop.fire();
-        let (end, bytes) = tunnel.await;
+        let (end, bytes, heard) = tunnel.await;
         assert_eq!(end, TunnelEnd::Stopped);
         assert_eq!(bytes.client_to_upstream, 50);
+        assert_eq!(heard, 50);
     });
 }
 
@@ -145,16 +179,18 @@ fn a_reset_side_ends_the_tunnel_as_failed() {
     rt().block_on(async {
         let (mut client, c_in) = pair().await;
         let (upstream, u_in) = pair().await;
-        let tunnel = monoio::spawn(run(
-            side(c_in, b""),
-            side(u_in, b""),
+        let tunnel = spawn_tunnel(
+            c_in,
+            b"",
+            u_in,
+            b"",
             Duration::from_secs(10),
             std::future::pending(),
-        ));
+        );
         // The upstream goes away with a reset, not a FIN.
         crate::sys::set_linger_zero(std::os::fd::AsRawFd::as_raw_fd(&upstream));
         drop(upstream);
-        let (end, _) = tunnel.await;
+        let (end, _, _) = tunnel.await;
         assert_eq!(end, TunnelEnd::Failed);
         // The client's connection ends too.
         let (r, _) = client.read(Vec::with_capacity(16)).await;

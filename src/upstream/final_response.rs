@@ -135,7 +135,7 @@ where
 /// The response hooks on a head about to be sent: `hs` is rebuilt from what they left.
 #[cold]
 #[inline(never)]
-fn run_response_hooks(
+pub(super) fn run_response_hooks(
     hooks: &dyn ResponseHooks,
     status: &mut u16,
     hs: &mut HeaderList,

@@ -19,7 +19,7 @@ use super::final_response::{note_request_too_large, relay_final};
 use super::pool::{Checkout, Permit, UpstreamConn};
 use super::request_head::{write_request_head, HeadInputs};
 use super::route::WorkerRoute;
-use super::stream;
+use super::stream::{self, UpstreamReader, UpstreamWriter};
 use super::tls;
 use super::upload::{upload_body, Upload};
 use crate::downstream::{BodySource, Downstream, OutHead, ResponseSink};
@@ -131,21 +131,7 @@ async fn checkout_or_connect(
         match checkout {
             Checkout::Reuse(conn, permit) => Ok((conn, permit, true)),
             Checkout::Connect(permit) => {
-                let addrs = f
-                    .worker
-                    .resolver
-                    .resolve(&f.route.key.host, f.route.key.port)
-                    .await
-                    .map_err(fail)?;
-                let stream = connect::connect(&addrs, t.dial_timeout, t.keep_alive)
-                    .await
-                    .map_err(fail)?;
-                let halves = match &f.route.tls {
-                    None => stream::plain(stream),
-                    Some(tls) => tls::handshake(stream, tls, t.tls_handshake_timeout)
-                        .await
-                        .map_err(fail)?,
-                };
+                let halves = dial(f.worker, f.route).await.map_err(fail)?;
                 Ok((UpstreamConn::new(halves), permit, false))
             }
         }
@@ -155,6 +141,24 @@ async fn checkout_or_connect(
         Some(d) => monoio::time::timeout_at(d, work)
             .await
             .unwrap_or(Err(fail(UpstreamErrorKind::RequestTimeout))),
+    }
+}
+
+/// A new connection to the route's upstream: resolve, connect within `dial_timeout`, and
+/// the TLS handshake for a TLS target.
+pub(super) async fn dial(
+    worker: &WorkerState,
+    route: &WorkerRoute,
+) -> Result<(UpstreamReader, UpstreamWriter), UpstreamErrorKind> {
+    let t = &route.transport;
+    let addrs = worker
+        .resolver
+        .resolve(&route.key.host, route.key.port)
+        .await?;
+    let stream = connect::connect(&addrs, t.dial_timeout, t.keep_alive).await?;
+    match &route.tls {
+        None => Ok(stream::plain(stream)),
+        Some(tls) => tls::handshake(stream, tls, t.tls_handshake_timeout).await,
     }
 }
 

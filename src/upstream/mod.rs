@@ -11,4 +11,5 @@ pub mod request_head;
 pub mod route;
 pub mod stream;
 pub mod tls;
+pub mod upgrade;
 pub mod upload;

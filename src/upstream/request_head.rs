@@ -1,6 +1,7 @@
 //! The upstream request head, built in exactly the order of spec §3 "Upstream headers".
 //!
-//! 1. hop-by-hop fields and every field `Connection` names are removed (`TE: trailers` kept);
+//! 1. hop-by-hop fields and every field `Connection` names are removed (`TE: trailers` kept;
+//!    an upgrade gets Dito's own `Connection: upgrade` and `Upgrade: websocket`);
 //! 2. `X-Forwarded-For` (client chain, then the client IP), `X-Forwarded-Host`,
 //!    `X-Forwarded-Proto`;
 //! 3. `Host` := the target's host (and port when the target URL writes one);
@@ -16,6 +17,7 @@ use std::net::IpAddr;
 
 use crate::http::headers::has_token;
 use crate::http::request::{BodyFraming, RequestHead};
+use crate::http::upgrade::UPGRADE_FIELDS;
 use crate::route::{write_upstream_target, Route, RouteMatch};
 
 /// Per-location header rules, prepared once per generation.
@@ -72,6 +74,9 @@ pub struct HeadInputs<'a> {
     pub proto: &'a str,
     pub request_id: &'a str,
     pub rules: &'a HeaderRules,
+    /// A WebSocket upgrade on a location that allows it: `Connection: upgrade` and
+    /// `Upgrade: websocket` are written in place of the client's hop-by-hop copies (spec §13).
+    pub upgrade: bool,
 }
 
 /// Appends the complete upstream request head to `out`.
@@ -121,6 +126,9 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs
             continue;
         }
         push_field(out, name, value);
+    }
+    if inp.upgrade {
+        out.extend_from_slice(UPGRADE_FIELDS);
     }
 
     // Step 2, with step 4's exclusions applied to Dito's own fields too.

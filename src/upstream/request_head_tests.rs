@@ -45,6 +45,7 @@ fn build(raw: &[u8], rules: &HeaderRules) -> String {
             proto: "http",
             request_id: "rid",
             rules,
+            upgrade: false,
         },
     );
     String::from_utf8(out).unwrap()

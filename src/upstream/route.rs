@@ -6,6 +6,7 @@
 //! TLS client config.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
@@ -29,6 +30,9 @@ pub struct UpstreamTarget {
     pub buffering: bool,
     /// `https://` and `wss://` targets only.
     pub tls: Option<TargetTls>,
+    /// `enable_websocket`: upgrades are tunnelled, closed after this long without traffic
+    /// (`websocket_idle_timeout`; zero = never).
+    pub websocket: Option<Duration>,
 }
 
 /// A TLS target's material and the name its certificate must carry.
@@ -91,6 +95,7 @@ impl UpstreamTarget {
             },
             buffering: !loc.disable_response_buffering,
             tls,
+            websocket: loc.enable_websocket.then_some(loc.websocket_idle_timeout),
         })
     }
 }
@@ -106,6 +111,8 @@ pub struct WorkerRoute {
     pub buffering: bool,
     /// This worker's client config for a TLS target.
     pub tls: Option<WorkerTls>,
+    /// Upgrades are tunnelled, with this idle timeout (see [`UpstreamTarget::websocket`]).
+    pub websocket: Option<Duration>,
 }
 
 impl WorkerRoute {
@@ -138,6 +145,7 @@ impl WorkerRoute {
             response_limit: t.response_limit,
             buffering: t.buffering,
             tls,
+            websocket: t.websocket,
         })
     }
 }

@@ -164,7 +164,7 @@ locations:
         errors(yaml),
         [
             "c.yaml: plugins.public_key_path: k.pub: cannot read: No such file or directory (os error 2)",
-            "c.yaml: locations[0].enable_websocket: not supported yet (WebSocket)",
+            "c.yaml: locations[0].enable_websocket: WebSocket upgrades need HTTP/1.1 to the upstream, but this location's transport sets force_http2: true",
             "c.yaml: locations[0].middlewares[0]: unknown middleware \"auth\": no such plugin in ./plugins (expected ./plugins/auth/auth.so)",
         ]
     );
@@ -188,7 +188,7 @@ fn plugin_and_tls_required_fields() {
 #[test]
 fn endpoint_paths() {
     assert_eq!(
-        parse_str_all_features("c.yaml", "metrics: { enabled: true, path: /healthz }")
+        parse_str("c.yaml", "metrics: { enabled: true, path: /healthz }")
             .expect_err("collision")
             .errors
             .iter()
@@ -263,11 +263,17 @@ fn non_finite_floats_are_type_errors() {
 }
 
 #[test]
-fn unfinished_features_are_refused_not_ignored() {
+fn websocket_needs_http1_upstreams() {
+    let ws = "locations:\n  - path: ^/\n    target_url: ws://h\n    enable_websocket: true\n";
+    assert!(parse_str("c.yaml", ws).is_ok());
+    // force_http2 from the global transport counts as much as the location's own.
+    let global = format!("transport: {{ http: {{ force_http2: true }} }}\n{ws}");
     assert_eq!(
-        errors("hot_reload: true\nlocations:\n  - path: ^/\n    target_url: http://h\n    enable_websocket: true\n"),
-        ["c.yaml: locations[0].enable_websocket: not supported yet (WebSocket)"]
+        errors(&global),
+        ["c.yaml: locations[0].enable_websocket: WebSocket upgrades need HTTP/1.1 to the upstream, but this location's transport sets force_http2: true"]
     );
+    let off = format!("{ws}    transport: {{ http: {{ force_http2: false }} }}\ntransport: {{ http: {{ force_http2: true }} }}\n");
+    assert!(parse_str("c.yaml", &off).is_ok());
     assert!(parse_str(
         "c.yaml",
         "hot_reload: false\nmetrics: { enabled: true }\nlogging: { format: json, verbose: true }\n"
