@@ -49,6 +49,7 @@ def extra(name):
 
 def start_backend(cfg, tmp, tools):
     """ws-echo on a free port, ready once a plain GET answers 200; returns a Target."""
+    os.makedirs(tmp, exist_ok=True)
     port = procs.pick_ports(cfg.port_base, 1)[0]
     proc = procs.Proc("ws-echo", [tools["ws-echo"], "--listen", f"127.0.0.1:{port}",
                                   "--threads", str(cfg.backend_workers)],
@@ -146,8 +147,8 @@ def measure_idle(target, cfg, tools):
 
 def idle_rounds(names, backend, cfg, tmp, tools):
     """ws-idle, interleaved rounds; each proxy freshly started for each of its runs (so what
-    an earlier load left in its allocator does not absorb the tunnels), `direct` = the
-    backend itself (its memory per connection)."""
+    an earlier load left in its allocator does not absorb the tunnels); `direct` is a fresh
+    ws-echo of its own each run (the backend's memory per connection, for scale)."""
     d = os.path.join(tmp, "ws-idle")
     runs = {n: [] for n in names}
     total, done = cfg.rounds * len(names), 0
@@ -157,13 +158,14 @@ def idle_rounds(names, backend, cfg, tmp, tools):
             done += 1
             t = None
             try:
-                t = backend if name == "direct" else start_proxy(name, backend, cfg, d, tools)
+                t = (start_backend(cfg, d, tools) if name == "direct" else
+                     start_proxy(name, backend, cfg, d, tools))
                 r = measure_idle(t, cfg, tools)
             except RuntimeError as e:
                 print(f"bench: {name}, {WS_IDLE}: {e}", flush=True)
                 r = {"failed": str(e)[-600:]}
             finally:
-                if t is not None and t is not backend:
+                if t is not None:
                     t.proc.stop()
             runs[name].append(r)
             msg = "FAILED" if "failed" in r else (
@@ -214,7 +216,7 @@ def markdown(summary, cfg, subject="dito"):
              f"echo, then silent; RSS = VmRSS summed over the proxy's processes "
              f"{SETTLE:.0f} s after the last tunnel opened; per tunnel = (RSS open − RSS "
              "before) ÷ tunnels open; PSS the same with Pss. Medians over "
-             f"{cfg.rounds} interleaved rounds. `direct` is the backend (ws-echo) itself. "
+             f"{cfg.rounds} interleaved rounds. `direct` is a fresh ws-echo (the backend) itself. "
              "Kernel socket buffers are not in RSS.", "",
              "| target | tunnels open | RSS before | RSS open | RSS after closing | "
              "per tunnel (RSS) | per tunnel (PSS) | errors |",
