@@ -207,7 +207,8 @@ def loadavg():
 
 def find_tools(cfg):
     tools_dir = os.path.join(BENCH, ".tools")
-    need = [cfg.loadgen, "taskset"]
+    ws_only = all(sc in WS or sc == ws.WS_IDLE for sc in cfg.scenarios)
+    need = ["taskset"] + ([] if ws_only else [cfg.loadgen])  # ws-load is checked below
     if cfg.backend == "nginx" or "nginx" in cfg.targets or cfg.compare_backends:
         need.append("nginx")
     if "haproxy" in cfg.targets and not cfg.compare_backends:
