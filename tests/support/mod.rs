@@ -22,6 +22,7 @@ pub mod prom;
 pub mod seccomp;
 pub mod tls;
 pub mod upstream;
+pub mod ws_upstream;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
