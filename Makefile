@@ -22,7 +22,7 @@ PRIVATE_KEY   ?= $(KEYS_DIR)/ed25519_private.key
 PUBLIC_KEY    ?= $(KEYS_DIR)/ed25519_public.key
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-plugins generate-keys sign-plugins run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload bench-observe
+.PHONY: help build build-plugins generate-keys sign-plugins run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload bench-observe bench-ws
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -94,6 +94,11 @@ bench-observe: ## What metrics + access lines cost on ka-small: 10 paired rounds
 	$(CARGO) build --release --workspace
 	bash bench/setup.sh
 	BENCH_COMMAND="make bench-observe" python3 bench/run.py --observe-cost
+
+bench-ws: ## WebSocket echo: messages/s (one in flight per connection) and memory per idle tunnel, Dito vs nginx vs HAProxy
+	$(CARGO) build --release --workspace
+	bash bench/setup.sh
+	BENCH_COMMAND="make bench-ws" python3 bench/run.py --ws
 
 clean: ## Remove build output, built plugins and signatures, and $(RUN_DIR) (run config, dev keys)
 	$(CARGO) clean

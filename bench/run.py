@@ -8,6 +8,8 @@ cores, in the same run. See bench/README.md. Every option also reads an environm
                                          # 2 rounds (make bench-quick)
     python3 bench/run.py --compare-backends   # dito-echo vs nginx as the origin (the floor)
     python3 bench/run.py --reload        # failed requests while reloading (make bench-reload)
+    python3 bench/run.py --ws            # WebSocket echo messages/s and memory per idle
+                                         # tunnel (make bench-ws)
 """
 
 import argparse
@@ -23,7 +25,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import load, procs, reload, report, targets, tls  # noqa: E402
+from harness import load, procs, reload, report, targets, tls, ws  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -47,6 +49,11 @@ SCENARIOS = {
                     "P-256 certificate), h2load -c {h2c} -m {h2m} -t {thr} (p50/p99 from its "
                     "per-request log), proxy → origin plain HTTP/1.1; `direct` is h2load to the "
                     "origin's HTTP/2 TLS port"),
+    ws.WS_ECHO: ("/ws", False,
+                 "WebSocket echo through the proxy's tunnel to ws-echo (bench/ws): {c} "
+                 "connections, each with exactly one {size} B binary message in flight (send, "
+                 "wait for the echo, repeat); req/s = messages/s, CPU µs/req = per message, "
+                 "p50/p99 = round trip of one message"),
 }
 # Scenarios whose proxies reach the origin over HTTPS: they get proxies of their own (in
 # tls-up/ under the temp dir) and need the nginx origin, which then also listens with TLS.
@@ -55,6 +62,10 @@ TLS_UP = ("ka-small-tls-up",)
 # get proxies of their own too (tls-down/), and the nginx origin, whose TLS ports are `direct`.
 TLS_DOWN = ("ka-small-tls", "ka-small-h2")
 H2 = ("ka-small-h2",)  # measured with h2load (HTTP/2), whatever LOADGEN says
+# WebSocket scenarios (harness/ws.py): their own backend (ws-echo) and proxies; ws-echo is
+# measured with ws-load, ws-idle is the memory per idle tunnel. Not in the default list.
+WS = (ws.WS_ECHO,)
+WS_SCENARIOS = f"{ws.WS_ECHO},{ws.WS_IDLE}"
 TLS_ANY = TLS_UP + TLS_DOWN
 QUICK_SCENARIOS = "ka-small,ka-16k,ka-small-tls-up,ka-small-tls"
 RELOAD = "reload"  # the reload-under-load scenario (harness/reload.py); not in the default list
@@ -88,9 +99,12 @@ def parse_args(argv):
       default=env("bench_observe", "") not in ("", "0"),
       help="what metrics + access lines cost: dito vs dito-observed, ka-small, 10 rounds "
            "(BENCH_OBSERVE=1)")
+    a("--ws", action="store_true", default=env("bench_ws", "") not in ("", "0"),
+      help=f"the WebSocket scenarios only: {WS_SCENARIOS} (BENCH_WS=1)")
     a("--scenarios", default=env("scenarios", ""),
-      help=f"comma list of {','.join(SCENARIOS)},{RELOAD} (default all but {RELOAD}; "
-           f"quick: {QUICK_SCENARIOS}; --reload: {RELOAD})")
+      help=f"comma list of {','.join(SCENARIOS)},{ws.WS_IDLE},{RELOAD} (default all but "
+           f"{RELOAD} and the WebSocket ones; quick: {QUICK_SCENARIOS}; --reload: {RELOAD}; "
+           f"--ws: {WS_SCENARIOS})")
     a("--targets", default=env("targets", ""),
       help="default direct,dito,nginx,haproxy (--reload: dito,nginx,haproxy)")
     a("--rounds", type=int, default=int(env("rounds", 0)) or None,
@@ -102,6 +116,10 @@ def parse_args(argv):
     a("--warmup", type=int, default=int(env("warmup", -1)), help="seconds (default 2, quick 1)")
     a("--connections", type=int, default=int(env("connections", 64)),
       help="client connections (wrk, oha); not ka-small-h2's, see --h2-connections")
+    a("--ws-size", type=int, default=int(env("ws_size", 32)),
+      help="ws-echo, ws-idle: WebSocket message payload in bytes")
+    a("--idle-tunnels", type=int, default=int(env("idle_tunnels", 2000)),
+      help="ws-idle: tunnels held open through each proxy")
     a("--h2-connections", type=int, default=int(env("h2_connections", 16)),
       help="ka-small-h2: h2load connections (-c)")
     a("--h2-streams", type=int, default=int(env("h2_streams", 8)),
@@ -123,6 +141,10 @@ def parse_args(argv):
     a("--out", default=env("bench_out", os.path.join(BENCH, "out")))
     a("--keep-tmp", action="store_true", help="keep the rendered configs and logs")
     c = p.parse_args(argv)
+    if c.ws and (c.quick or c.reload or c.compare_backends or c.observe_cost):
+        p.error("--ws runs alone (SCENARIOS=ka-small,ws-echo combines them)")
+    if c.ws:
+        c.scenarios = c.scenarios or WS_SCENARIOS
     if c.reload and c.quick:
         p.error("--reload and --quick do not combine (SCENARIOS=ka-small,reload does)")
     if c.observe_cost and (c.quick or c.reload or c.compare_backends):
@@ -136,11 +158,16 @@ def parse_args(argv):
     c.warmup = c.warmup if c.warmup >= 0 else (1 if c.quick else 2)
     explicit = bool(c.scenarios)
     c.scenarios = [s for s in (c.scenarios or (
-        QUICK_SCENARIOS if c.quick else RELOAD if c.reload else ",".join(SCENARIOS))
+        QUICK_SCENARIOS if c.quick else RELOAD if c.reload else
+        ",".join(s for s in SCENARIOS if s not in WS))
     ).split(",") if s]
     for s in c.scenarios:
-        if s not in SCENARIOS and s != RELOAD:
+        if s not in SCENARIOS and s not in (RELOAD, ws.WS_IDLE):
             p.error(f"unknown scenario {s!r}")
+    if c.compare_backends and any(s in WS or s == ws.WS_IDLE for s in c.scenarios):
+        p.error("--compare-backends has no WebSocket scenario")
+    if not (0 <= c.ws_size <= 1 << 20 and 1 <= c.idle_tunnels <= 20000):
+        p.error("--ws-size: 0 to 1048576 bytes; --idle-tunnels: 1 to 20000")
     if RELOAD in c.scenarios and c.compare_backends:
         p.error(f"--compare-backends has no {RELOAD} scenario")
     tls_sc = [s for s in c.scenarios if s in TLS_ANY]
@@ -180,7 +207,8 @@ def loadavg():
 
 def find_tools(cfg):
     tools_dir = os.path.join(BENCH, ".tools")
-    need = [cfg.loadgen, "taskset"]
+    ws_only = all(sc in WS or sc == ws.WS_IDLE for sc in cfg.scenarios)
+    need = ["taskset"] + ([] if ws_only else [cfg.loadgen])  # ws-load is checked below
     if cfg.backend == "nginx" or "nginx" in cfg.targets or cfg.compare_backends:
         need.append("nginx")
     if "haproxy" in cfg.targets and not cfg.compare_backends:
@@ -190,6 +218,11 @@ def find_tools(cfg):
     if any(sc in H2 for sc in cfg.scenarios):
         need.append("h2load")
     tools = {}
+    if any(sc in WS or sc == ws.WS_IDLE for sc in cfg.scenarios):
+        for exe in ("ws-echo", "ws-load"):  # bench/ws
+            tools[exe] = os.path.join(cfg.bin_dir, exe)
+            if not os.access(tools[exe], os.X_OK):
+                sys.exit(f"bench: {tools[exe]} missing; run cargo build --release --workspace")
     for name in need:
         tools[name] = targets.find_tool(name, tools_dir)
         if not tools[name]:
@@ -220,7 +253,10 @@ def measure(target, sc, cfg, tools):
     rss_reset = procs.reset_peak_rss(pids)
     url = target.url(path)
     tool, conns, streams = (("h2load", cfg.h2_connections, cfg.h2_streams) if sc in H2 else
+                            ("ws-load", cfg.connections, cfg.ws_size) if sc in WS else
                             (cfg.loadgen, cfg.connections, None))
+    if sc in WS:
+        url = "ws" + url[len("http"):]
     try:
         if cfg.warmup:
             load.run(tool, url, conns, cfg.warmup, cfg.wrk_threads, close, cfg.loadgen_cpus,
@@ -264,7 +300,8 @@ def run_rounds(tlist, cfg, tools, scenarios):
     return runs
 
 
-def start_own_proxies(cfg, d, tools, scenarios, upstream_port, extra_of, client_tls=None):
+def start_own_proxies(cfg, d, tools, scenarios, upstream_port, extra_of, client_tls=None,
+                      nginx_kind="proxy"):
     """Every proxy of cfg.targets (not `direct`) started in d for `scenarios`, in front of the
     origin's upstream_port, with the placeholders extra_of(name); returns (targets, failed),
     failed = {name: why} for a proxy that could not start (printed with its log; the caller
@@ -278,7 +315,8 @@ def start_own_proxies(cfg, d, tools, scenarios, upstream_port, extra_of, client_
         for name in names:
             try:
                 started.append(targets.start_target(name, port_of[name], upstream_port, cfg, d,
-                                                    tools, extra_of(name), client_tls))
+                                                    tools, extra_of(name), client_tls,
+                                                    nginx_kind))
             except RuntimeError as e:
                 print(f"bench: {name} did not start for {', '.join(scenarios)}; its runs "
                       f"there are marked failed:\n{e}", flush=True)
@@ -378,6 +416,44 @@ def run_tls_down(cfg, backend, material, tmp, tools, scenarios, meta):
             t.proc.stop()
 
 
+def run_ws(cfg, tmp, tools, scenarios, meta):
+    """The WebSocket scenarios (harness/ws.py) on a backend (ws-echo) and proxies of their own,
+    ended when they are done: ws-echo through run_rounds like the others (`direct` = ws-echo
+    itself), then ws-idle, which starts each proxy afresh for each of its runs. Returns
+    (runs of ws-echo, ws-idle runs or None)."""
+    backend = ws.start_backend(cfg, tmp, tools)
+    backend.backend = backend
+    try:
+        echo_runs, idle_runs = {}, None
+        echo = [sc for sc in scenarios if sc in WS]
+        if echo:
+            d = os.path.join(tmp, "ws")
+            proxies, failed = start_own_proxies(cfg, d, tools, echo, backend.port, ws.extra,
+                                                nginx_kind="ws")
+            try:
+                by_name = {t.name: t for t in proxies}
+                by_name["direct"] = targets.Target("direct", backend.port, backend.proc)
+                tlist = [by_name[n] for n in cfg.targets if n in by_name]
+                for t in tlist:
+                    t.backend = backend
+                print(f"bench: {', '.join(echo)}: ws-echo on :{backend.port}; " +
+                      ", ".join(f"{t.name} on :{t.port}" for t in tlist), flush=True)
+                if not meta.get("dito_startup"):
+                    meta["dito_startup"] = targets.dito_startup_lines(d)
+                got = run_rounds(tlist, cfg, tools, echo) if tlist else {}
+                echo_runs = _fill_failed(cfg, got, failed, echo)
+            finally:
+                for t in proxies:
+                    t.proc.stop()
+        if ws.WS_IDLE in scenarios:
+            print(f"bench: {ws.WS_IDLE}: {cfg.idle_tunnels} idle tunnels through each of "
+                  f"{', '.join(cfg.targets)} (each proxy started afresh per run)", flush=True)
+            idle_runs = ws.idle_rounds(list(cfg.targets), backend, cfg, tmp, tools)
+        return echo_runs, idle_runs
+    finally:
+        backend.proc.stop()
+
+
 def run_reload(cfg, backend, tmp, tools, meta):
     """The reload scenario, on proxies of its own (harness/reload.py), ended when it is done."""
     skipped = [n for n in cfg.targets if n not in reload.KINDS]
@@ -394,12 +470,14 @@ def run_reload(cfg, backend, tmp, tools, meta):
             r.t.proc.stop()
 
 
-def describe(cfg, backend_name, proxies=True):
+def describe(cfg, backend_name, proxies=True, origin=True):
     lay = cfg.layout
     if any((cfg.loadgen_cpus, cfg.proxy_cpus, cfg.backend_cpus)):
         lay += (f" (load generator cpus {cfg.loadgen_cpus or 'any'}, proxies "
                 f"{cfg.proxy_cpus or 'any'}, backend {cfg.backend_cpus or 'any'})")
     lg = f"{cfg.loadgen} ({cfg.wrk_threads} thread)" if cfg.loadgen == "wrk" else cfg.loadgen
+    if not origin:  # only the WebSocket scenarios
+        lg = f"ws-load ({cfg.wrk_threads} thread)"
     text = (f"Layout {lay}; {lg} × {cfg.connections} connections; {cfg.duration} s runs "
             f"after {cfg.warmup} s warm-up, {cfg.rounds} interleaved rounds, medians; ")
     if proxies:
@@ -409,7 +487,19 @@ def describe(cfg, backend_name, proxies=True):
     echo = "dito-echo (a thread per connection)"
     if not proxies:
         return text + f"origins {echo} and {ngx}, each measured alone."
-    text += f"backend {ngx if backend_name == 'nginx' else echo}"
+    plural = "s" if cfg.backend_workers > 1 else ""
+    wsb = (f"ws-echo (bench/ws, {cfg.backend_workers} thread{plural}, one single-threaded "
+           "tokio runtime each)")
+    if not origin:
+        text += f"backend {wsb}"
+    else:
+        text += f"backend {ngx if backend_name == 'nginx' else echo}"
+        if any(sc in WS or sc == ws.WS_IDLE for sc in cfg.scenarios):
+            text += f" (WebSocket scenarios: {wsb}, load from ws-load)"
+    if any(sc in WS or sc == ws.WS_IDLE for sc in cfg.scenarios):
+        text += ("; WebSocket proxying: Dito `enable_websocket: true` with a `ws://` target, "
+                 "nginx `proxy_http_version 1.1` + `Upgrade`/`Connection \"upgrade\"` + "
+                 "`proxy_read_timeout 3600s`, HAProxy `mode http` + `timeout tunnel 1h`")
     if any(sc in TLS_UP for sc in cfg.scenarios):
         text += (", also over TLS 1.3 on a second port (EC P-256 certificate for 127.0.0.1 and "
                  "localhost from a CA made for this run)")
@@ -429,6 +519,8 @@ def scenario_doc(sc, cfg):
     doc = SCENARIOS[sc][2]
     if sc in H2:
         doc = doc.format(h2c=cfg.h2_connections, h2m=cfg.h2_streams, thr=cfg.wrk_threads)
+    if sc in WS:
+        doc = doc.format(c=cfg.connections, size=cfg.ws_size)
     return doc
 
 
@@ -471,7 +563,7 @@ def main(argv):
         meta["command"] = " ".join(
             [f"{k}={os.environ[k]}" for k in ENV_NAMES if k in os.environ] +
             [os.environ["BENCH_COMMAND"]])
-    reload_runs = None
+    reload_runs = idle_runs = None
     tmp = tempfile.mkdtemp(prefix="dito-bench-")
     os.chmod(tmp, 0o755)  # nginx workers run as nobody and read www/ from here
     try:
@@ -486,7 +578,9 @@ def main(argv):
             meta["title"] = "Origins compared: dito-echo vs nginx serving files (direct)"
             meta["setup"] = describe(cfg, "", proxies=False)
         else:
-            normal = [sc for sc in cfg.scenarios if sc in SCENARIOS and sc not in TLS_ANY]
+            normal = [sc for sc in cfg.scenarios
+                      if sc in SCENARIOS and sc not in TLS_ANY and sc not in WS]
+            ws_sc = [sc for sc in cfg.scenarios if sc in WS or sc == ws.WS_IDLE]
             tls_up = [sc for sc in cfg.scenarios if sc in TLS_UP]
             tls_down = [sc for sc in cfg.scenarios if sc in TLS_DOWN]
             # The origin's TLS ports: HTTP/1.1 for the ka-small-tls-up proxies and for
@@ -495,13 +589,15 @@ def main(argv):
             want_tls = bool(tls_up) or (direct and any(sc not in H2 for sc in tls_down))
             want_h2 = direct and any(sc in H2 for sc in tls_down)
             n_origin = 1 + want_tls + want_h2
-            ports = procs.pick_ports(cfg.port_base, n_origin +
-                                     (len(cfg.targets) if normal else 0))
             material = tls.make(tmp, tools["openssl"]) if tls_up or tls_down else None
-            backend = targets.start_backend(cfg.backend, ports[0], cfg, tmp, tools,
-                                            tls_port=ports[1] if want_tls else None,
-                                            tls=material,
-                                            h2_port=ports[n_origin - 1] if want_h2 else None)
+            backend = None  # the origin; the WebSocket scenarios have their own (ws-echo)
+            if normal or tls_up or tls_down or RELOAD in cfg.scenarios:
+                ports = procs.pick_ports(cfg.port_base, n_origin +
+                                         (len(cfg.targets) if normal else 0))
+                backend = targets.start_backend(
+                    cfg.backend, ports[0], cfg, tmp, tools,
+                    tls_port=ports[1] if want_tls else None, tls=material,
+                    h2_port=ports[n_origin - 1] if want_h2 else None)
             runs = {}
             if normal:
                 tlist = []
@@ -524,16 +620,21 @@ def main(argv):
                 runs.update(run_tls_down(cfg, backend, material, tmp, tools, tls_down, meta))
             if RELOAD in cfg.scenarios:
                 reload_runs = run_reload(cfg, backend, tmp, tools, meta)
+            if ws_sc:
+                echo_runs, idle_runs = run_ws(cfg, tmp, tools, ws_sc, meta)
+                runs.update(echo_runs)
             refs = ["direct", "nginx", "haproxy"]
             subject, peers = "dito", ("nginx", "haproxy")
-            meta["title"] = ("Reload under load: " if not normal and not tls_up and
-                             not tls_down else "") + \
+            only = [sc for sc in cfg.scenarios if sc not in normal + tls_up + tls_down]
+            meta["title"] = ("Reload under load: " if only == [RELOAD] else
+                             "WebSocket: " if only and set(only) <= set(ws_sc) and not normal
+                             and not tls_up and not tls_down else "") + \
                 "Dito vs nginx vs HAProxy"
             if cfg.observe_cost:
                 refs, subject, peers = ["dito"], "dito-observed", ("dito",)
                 meta["title"] = ("What observing costs: Dito with metrics and access lines "
                                  "(dito-observed) vs without (dito)")
-            meta["setup"] = describe(cfg, cfg.backend)
+            meta["setup"] = describe(cfg, cfg.backend, origin=bool(backend))
             if meta.get("tls_down"):
                 meta["setup"] += " " + negotiated(meta)
     finally:
@@ -550,6 +651,9 @@ def main(argv):
     if reload_runs is not None:
         reload_summary = reload.summarise(reload_runs)
         extra.append(reload.markdown(reload_summary, cfg))
+    if idle_runs is not None:
+        idle_summary = ws.summarise(idle_runs)
+        extra.append(ws.markdown(idle_summary, cfg))
     md = report.markdown(meta, summary, refs, docs, subject, peers, extra)
     print()
     print(md)
@@ -561,6 +665,8 @@ def main(argv):
         doc = {"meta": meta, "summary": summary, "runs": runs}
         if reload_runs is not None:
             doc["reload"] = {"summary": reload_summary, "runs": reload_runs}
+        if idle_runs is not None:
+            doc["ws_idle"] = {"summary": idle_summary, "runs": idle_runs}
         json.dump(doc, f, indent=1, default=str)
     with open(base + ".md", "w") as f:
         f.write(md)

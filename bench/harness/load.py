@@ -1,4 +1,5 @@
-"""The load generators: wrk (default) or oha, and h2load for HTTP/2; one run -> one dict.
+"""The load generators: wrk (default) or oha, h2load for HTTP/2, and ws-load (bench/ws) for
+the WebSocket echo scenario; one run -> one dict.
 
 A run's dict: requests (completed), seconds, rps, p50_us, p99_us, non2xx, socket_errors,
 errors (= non2xx + socket_errors) and the tool's raw counters.
@@ -218,9 +219,37 @@ def h2load(url, conns, streams, seconds, threads, cpus, h2load_bin="h2load"):
     }
 
 
+def ws_load(url, conns, seconds, threads, size, cpus, ws_load_bin):
+    """WebSocket echo (bench/ws, `ws-load echo`): `conns` connections over `threads` threads,
+    each with exactly one `size`-byte binary message in flight (send, wait for the echo,
+    compare), for `seconds` after every connection is open. requests = messages echoed (a
+    message is the "request" of this scenario: rps is messages/s, p50/p99 their round trips);
+    non2xx = upgrades refused (no 101); socket_errors = connections that failed otherwise
+    (connect, read/write, wrong echo, no echo within 10 s of the end)."""
+    argv = [ws_load_bin, "echo", url, "--connections", str(conns), "--duration", str(seconds),
+            "--threads", str(threads), "--size", str(size)]
+    out = _run("ws-load", argv, cpus, seconds + 60, url)
+    line = next((ln for ln in out.splitlines() if ln.startswith("WSJSON ")), None)
+    if line is None:
+        raise LoadFailed(f"ws-load printed no WSJSON line:\n{out[-800:]}")
+    w = json.loads(line[len("WSJSON "):])
+    if w["connected"] == 0:
+        raise LoadFailed(f"ws-load: no connection opened ({w['first_error']})")
+    kinds = w["error_kinds"]
+    refused = kinds.get("handshake", 0)
+    secs = w["seconds"]
+    return {
+        "requests": w["messages"], "seconds": secs,
+        "rps": w["messages"] / secs if secs else 0.0,
+        "p50_us": w["p50_us"], "p99_us": w["p99_us"],
+        "non2xx": refused, "socket_errors": w["errors"] - refused, "errors": w["errors"],
+        "raw": w,
+    }
+
+
 def run(tool, url, conns, seconds, threads, close, cpus, tools, streams=None):
     """One run of `tool`. For h2load, `conns` are its connections and `streams` the requests
-    in flight on each (`close` does not apply)."""
+    in flight on each (`close` does not apply); for ws-load, `streams` is the message size."""
     if tool == "wrk":
         return wrk(url, conns, seconds, threads, close, cpus, tools.get("wrk", "wrk"))
     if tool == "oha":
@@ -230,4 +259,6 @@ def run(tool, url, conns, seconds, threads, close, cpus, tools, streams=None):
             raise ValueError("h2load: no Connection: close scenario")
         return h2load(url, conns, streams, seconds, threads, cpus,
                       tools.get("h2load", "h2load"))
-    raise ValueError(f"unknown load generator {tool!r} (wrk, oha or h2load)")
+    if tool == "ws-load":
+        return ws_load(url, conns, seconds, threads, streams, cpus, tools["ws-load"])
+    raise ValueError(f"unknown load generator {tool!r} (wrk, oha, h2load or ws-load)")

@@ -88,6 +88,21 @@ def peak_rss_kib(pids):
     return total
 
 
+def rss_kib(pids):
+    """Sum of VmRSS (resident now) over the processes, in KiB."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
 def pss_kib(pids):
     """Sum of Pss (shared pages split between their users) now, in KiB."""
     total = 0

@@ -79,6 +79,7 @@ def _www(tmp):
 
 
 def _nginx(tmp, kind, conf_values, cpus, tools):
+    """nginx with peers/nginx-KIND.conf.tmpl (origin, proxy or ws) rendered into tmp."""
     os.makedirs(os.path.join(tmp, f"nginx-{kind}-tmp"), exist_ok=True)
     conf = render(f"nginx-{kind}.conf.tmpl", os.path.join(tmp, f"nginx-{kind}.conf"),
                   conf_values)
@@ -203,10 +204,12 @@ def listen_tls(name, tls):
     return {"LISTEN_TLS": lines[key]}
 
 
-def start_target(name, port, backend_port, cfg, tmp, tools, extra=None, client_tls=None):
+def start_target(name, port, backend_port, cfg, tmp, tools, extra=None, client_tls=None,
+                 nginx_kind="proxy"):
     """One proxy in front of the backend on its own port; returns a Target. `extra` overrides
     EXTRA_DEFAULTS; `client_tls` (an ssl.SSLContext) when the proxy listens with TLS: it is
-    then ready once it answers 200 over HTTPS, its certificate verified."""
+    then ready once it answers 200 over HTTPS, its certificate verified. `nginx_kind`: which
+    nginx template (`proxy`, or `ws` for WebSocket proxying, harness/ws.py)."""
     values = {"DIR": tmp, "PORT": port, "BACKEND": f"127.0.0.1:{backend_port}",
               "WORKERS": cfg.workers, "PIN_WORKERS": cfg.pin_workers,
               "IO_DRIVER": cfg.io_driver, **EXTRA_DEFAULTS,
@@ -221,7 +224,8 @@ def start_target(name, port, backend_port, cfg, tmp, tools, extra=None, client_t
         proc = procs.Proc(name, [os.path.join(cfg.bin_dir, "dito"), "-f", conf],
                           cpus=cfg.proxy_cpus, log_path=log)
     elif name == "nginx":
-        proc = _nginx(tmp, "proxy", values, cfg.proxy_cpus, tools)
+        proc = _nginx(tmp, nginx_kind, values, cfg.proxy_cpus, tools)
+        template, conf_name = f"nginx-{nginx_kind}.conf.tmpl", f"nginx-{nginx_kind}.conf"
         conf = os.path.join(tmp, conf_name)
     else:
         conf = render(template, os.path.join(tmp, conf_name), values)
