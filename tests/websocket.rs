@@ -357,12 +357,7 @@ fn wss_target_with_a_custom_ca_works_end_to_end() {
     round_trip(&mut ws, Message::text("over tls"));
     round_trip(&mut ws, Message::binary(vec![7u8; 200_000]));
     close(&mut ws, 1000);
-    let closed = up.wait_closed(1, LIMIT);
-    assert_eq!(
-        closed.first().and_then(|c| c.code),
-        Some(1000),
-        "{closed:?}"
-    );
+    assert_first_close(&up, 1000);
 }
 
 #[test]

@@ -27,7 +27,7 @@ use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::http::body::BodyError;
 use crate::http::conn::ReadOutcome;
 use crate::http::request::{BodyFraming, RequestHead};
-use crate::http::response_head::parse_response_head_into;
+use crate::http::response_head::{parse_response_head_into, ResponseHead};
 use crate::plugin::chain::ResponseHooks;
 use crate::relay::headers;
 use crate::worker::state::WorkerState;
@@ -216,15 +216,8 @@ async fn exchange<D: Downstream>(
                     if head.status == 100 && !go {
                         go = true;
                     }
-                    let hs = headers::interim_headers(&head);
-                    let out = OutHead {
-                        status: head.status,
-                        reason: head.reason(),
-                        headers: &hs,
-                        length_in_headers: false,
-                    };
-                    if sink.send_interim(&out).await.is_err() {
-                        return Attempt::Failed(ForwardError::Done);
+                    if let Err(e) = relay_interim(&head, sink).await {
+                        return Attempt::Failed(e);
                     }
                     scratch.head = head.into_storage();
                     continue;
@@ -314,6 +307,25 @@ async fn exchange<D: Downstream>(
         f.worker.pool.check_in(conn, permit, f.route.pool_limits);
     }
     Attempt::Done
+}
+
+/// Passes an interim (1xx) response on, less its hop-by-hop fields (the sink decides whether
+/// this client may get it); `Err` when the client is gone.
+pub(super) async fn relay_interim<S: ResponseSink>(
+    head: &ResponseHead,
+    sink: &mut S,
+) -> Result<(), ForwardError> {
+    let hs = headers::interim_headers(head);
+    let out = OutHead {
+        status: head.status,
+        reason: head.reason(),
+        headers: &hs,
+        length_in_headers: false,
+    };
+    match sink.send_interim(&out).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ForwardError::Done),
+    }
 }
 
 pub(super) enum Timeout {

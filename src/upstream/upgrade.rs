@@ -16,7 +16,9 @@ use std::time::Duration;
 use monoio::time::Instant;
 
 use super::final_response::{relay_final, run_response_hooks};
-use super::forward::{dial, invalid_response, upstream_failure, Attempt, Forward, ForwardError};
+use super::forward::{
+    dial, invalid_response, relay_interim, upstream_failure, Attempt, Forward, ForwardError,
+};
 use super::request_head::write_request_head;
 use super::stream::{UpstreamReader, UpstreamWriter};
 use super::tls;
@@ -86,16 +88,7 @@ pub async fn forward_upgrade<D: Downstream>(
                 if head.status == 101 || !head.is_informational() {
                     break head;
                 }
-                let hs = headers::interim_headers(&head);
-                let out = OutHead {
-                    status: head.status,
-                    reason: head.reason(),
-                    headers: &hs,
-                    length_in_headers: false,
-                };
-                if sink.send_interim(&out).await.is_err() {
-                    return Err(ForwardError::Done);
-                }
+                relay_interim(&head, sink).await?;
                 storage = head.into_storage();
                 continue;
             }

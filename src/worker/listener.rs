@@ -1,11 +1,13 @@
 //! The accept loop of one worker on its own `SO_REUSEPORT` socket (design §5 step 1).
 //!
-//! Each accepted connection gets its own task (and `TCP_NODELAY` before its second write), split into owned read and
-//! write halves for the HTTP/1.1 session (after a TLS handshake when the generation has a
-//! `tls` block, see [`crate::tls::server`]), and is counted in the worker's open connections
-//! until it ends — a WebSocket tunnel too, which runs after the HTTP session's state is freed. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the loop: they are
-//! logged at most once per second and retried after a short pause. The loop ends when its
-//! stop signal fires (a new listener took over, or draining began); the socket closes then.
+//! Each accepted connection gets its own task (and `TCP_NODELAY` before its second write),
+//! split into owned read and write halves for the HTTP/1.1 session (after a TLS handshake when
+//! the generation has a `tls` block, see [`crate::tls::server`]), and is counted in the
+//! worker's open connections until it ends — a WebSocket tunnel too, which runs after the
+//! HTTP session's state is freed. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the
+//! loop: they are logged at most once per second and retried after a short pause. The loop
+//! ends when its stop signal fires (a new listener took over, or draining began); the socket
+//! closes then.
 
 use std::rc::Rc;
 use std::time::Duration;

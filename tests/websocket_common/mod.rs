@@ -208,3 +208,13 @@ pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The upstream's first ended tunnel got a close frame with `code`.
+pub fn assert_first_close(up: &WsUpstream, code: u16) {
+    let closed = up.wait_closed(1, LIMIT);
+    assert_eq!(
+        closed.first().and_then(|c| c.code),
+        Some(code),
+        "{closed:?}"
+    );
+}
