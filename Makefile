@@ -2,8 +2,9 @@
 
 CARGO    ?= cargo
 RUN_DIR  ?= run
-# Demo upstream address for `make run`.
-UPSTREAM ?= 127.0.0.1:8080
+# Demo upstream addresses for `make run`: HTTP (dito-echo) and WebSocket echo (ws-echo).
+UPSTREAM    ?= 127.0.0.1:8080
+WS_UPSTREAM ?= 127.0.0.1:8090
 PROFILE  ?= release
 # Where cargo puts its output (honours CARGO_TARGET_DIR like cargo does).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
@@ -49,6 +50,7 @@ update-config: generate-keys ## Render configs/dito.yaml into $(RUN_DIR)/dito.ya
 	@mkdir -p $(RUN_DIR)
 	@hash=$$($(SIGNER) hash $(PUBLIC_KEY)) && \
 	sed -e 's|{{UPSTREAM}}|$(UPSTREAM)|g' \
+	    -e 's|{{WS_UPSTREAM}}|$(WS_UPSTREAM)|g' \
 	    -e 's|{{PLUGINS_DIR}}|$(abspath $(PLUGINS_DIR))|g' \
 	    -e 's|{{PUBLIC_KEY_PATH}}|$(abspath $(PUBLIC_KEY))|g' \
 	    -e "s|{{PUBLIC_KEY_HASH}}|$$hash|g" \
@@ -60,7 +62,8 @@ run: build build-plugins generate-keys sign-plugins update-config ## Build, sign
 	@$(RELEASE)/dito check -f $(RUN_DIR)/dito.yaml
 	@set -e; \
 	$(RELEASE)/dito-echo --listen $(UPSTREAM) & echo_pid=$$!; \
-	trap 'kill $$echo_pid 2>/dev/null' EXIT INT TERM; \
+	$(RELEASE)/ws-echo --listen $(WS_UPSTREAM) & ws_pid=$$!; \
+	trap 'kill $$echo_pid $$ws_pid 2>/dev/null' EXIT INT TERM; \
 	$(RELEASE)/dito -f $(RUN_DIR)/dito.yaml
 
 test: lint ## Lint, then every test under both io drivers (what CI runs)
