@@ -12,6 +12,7 @@ mod support;
 mod websocket_common;
 
 use support::client::get;
+use support::plugins::{PluginTree, TEST};
 use websocket_common::*;
 
 #[test]
@@ -53,6 +54,32 @@ fn an_upstream_403_is_relayed_and_the_connection_stays_http() {
     c.send(upgrade_request("/ws/deny", "").as_bytes());
     assert_eq!(c.read_response().status, 403);
     assert_eq!(up.upgrades(), 0);
+}
+
+#[test]
+fn a_response_hook_that_changes_the_101_refuses_the_switch() {
+    let up = WsUpstream::start();
+    let tree = PluginTree::new();
+    tree.add("no-switch", TEST, Some("set_response_status: 403\n"));
+    let d = Dito::start(&yaml(
+        &tree.section(),
+        &[
+            ws_loc("^/ws", &up.url(), "    middlewares: [no-switch]\n"),
+            plain_loc("^/plain", &format!("http://{}", up.addr), ""),
+        ],
+    ));
+    let (mut c, r) = raw_upgrade(d.addr, "/ws/echo", "");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.is_empty(), "{r:?}");
+    assert!(r.header("upgrade").is_none(), "{r:?}");
+    assert!(r.header("sec-websocket-accept").is_none(), "{r:?}");
+    // The upstream had switched; its connection is closed without a tunnel.
+    assert_eq!(up.upgrades(), 1);
+    let closed = up.wait_closed(1, LIMIT);
+    assert_eq!(closed.first().map(|c| c.code), Some(None), "{closed:?}");
+    // The client connection still speaks HTTP.
+    c.send(b"GET /plain/after HTTP/1.1\r\nHost: test.local\r\n\r\n");
+    assert_eq!(report_of(&c.read_response())["target"], "/after");
 }
 
 #[test]

@@ -141,6 +141,13 @@ pub async fn forward_upgrade<D: Downstream>(
     }))
 }
 
+/// The handshake fields of a 101 (RFC 6455 §4.2.2), dropped when a hook refuses the switch.
+const SWITCH_FIELDS: [&str; 3] = [
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
 /// Sends the 101 to the client, rewritten (spec §4) and through the response hooks. `false`
 /// when a hook turned it into another status, which was sent instead (no body).
 async fn switch<S: ResponseSink>(
@@ -160,10 +167,17 @@ async fn switch<S: ResponseSink>(
             return Err(ForwardError::Respond(ProxyError::PluginFailed));
         }
     }
+    let switched = status == 101;
+    if !switched {
+        // A plugin refused the switch on its way back: its answer goes out instead, without
+        // the upstream's handshake fields (they only mean something on a 101).
+        for name in SWITCH_FIELDS {
+            hs.remove(name);
+        }
+    }
     if f.verbose {
         crate::observe::access::log_headers("response", f.request_id, hs.iter());
     }
-    let switched = status == 101;
     let out = OutHead {
         status,
         reason: if switched {
@@ -177,7 +191,6 @@ async fn switch<S: ResponseSink>(
     let sent = if switched {
         sink.send_switching(&out).await
     } else {
-        // A plugin refused the switch on its way back: its answer goes out instead.
         match sink.send_head(&out, BodyLength::Exact(0), false).await {
             Ok(()) => sink.finish(b"").await,
             Err(e) => Err(e),
