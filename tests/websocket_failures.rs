@@ -73,10 +73,11 @@ fn a_response_hook_that_changes_the_101_refuses_the_switch() {
     assert!(r.body.is_empty(), "{r:?}");
     assert!(r.header("upgrade").is_none(), "{r:?}");
     assert!(r.header("sec-websocket-accept").is_none(), "{r:?}");
-    // The upstream had switched; its connection is closed without a tunnel.
-    assert_eq!(up.upgrades(), 1);
+    // The upstream had switched; its connection is closed without a tunnel (waited for
+    // first: the upstream counts its upgrade after writing the 101).
     let closed = up.wait_closed(1, LIMIT);
     assert_eq!(closed.first().map(|c| c.code), Some(None), "{closed:?}");
+    assert_eq!(up.upgrades(), 1);
     // The client connection still speaks HTTP.
     c.send(b"GET /plain/after HTTP/1.1\r\nHost: test.local\r\n\r\n");
     assert_eq!(report_of(&c.read_response())["target"], "/after");
