@@ -73,8 +73,7 @@ fn a_response_hook_that_changes_the_101_refuses_the_switch() {
     assert!(r.body.is_empty(), "{r:?}");
     assert!(r.header("upgrade").is_none(), "{r:?}");
     assert!(r.header("sec-websocket-accept").is_none(), "{r:?}");
-    // The upstream had switched; its connection is closed without a tunnel (waited for
-    // first: the upstream counts its upgrade after writing the 101).
+    // The upstream had switched; its connection is closed without a tunnel.
     let closed = up.wait_closed(1, LIMIT);
     assert_eq!(closed.first().map(|c| c.code), Some(None), "{closed:?}");
     assert_eq!(up.upgrades(), 1);

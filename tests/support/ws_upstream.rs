@@ -291,13 +291,16 @@ fn serve<S: Read + Write>(mut s: S, conn: usize, shared: &Shared) {
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Accept: {accept}\r\n{protocol}X-Upstream: ws-test\r\n\r\n"
             );
+            // Counted before the 101 is written, so a test that has seen the 101 sees the
+            // count too.
+            shared.upgrades.fetch_add(1, Ordering::SeqCst);
             if s.write_all(response.as_bytes())
                 .and_then(|()| s.flush())
                 .is_err()
             {
+                shared.upgrades.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
-            shared.upgrades.fetch_add(1, Ordering::SeqCst);
             tunnel(s, buf, &head.target, &report, shared);
             return;
         } else {
