@@ -1,0 +1,1 @@
+//! Hardening tests: lifecycle (issue 17).
