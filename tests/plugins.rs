@@ -88,6 +88,54 @@ fn config_yaml_reaches_the_plugin() {
     assert_eq!(got, serde_json::json!({"echo_config": true, "tag": "cfg"}));
 }
 
+#[test]
+fn hello_plugin_takes_the_go_versions_config_keys() {
+    let e = Echo::start();
+    let tree = PluginTree::new();
+    // A Go user's plugins/hello-plugin/config.yaml, unchanged; and the same plugin switched off.
+    tree.add(
+        "hello-plugin",
+        HELLO,
+        Some(
+            "greeting_message: \"Hi from Go\"\nplugin_enabled: true\nlog_level: \"debug\"\n\
+             custom_header_name: \"X-Custom\"\n",
+        ),
+    );
+    tree.add(
+        "hello-off",
+        HELLO,
+        Some("greeting_message: \"unused\"\nplugin_enabled: false\n"),
+    );
+    let d = Dito::start(&yaml(
+        &tree,
+        "",
+        &[
+            location("^/on", &echo_url(&e), &["hello-plugin"]),
+            location("^/off", &echo_url(&e), &["hello-off"]),
+        ],
+    ));
+    let r = get(d.addr, "/on");
+    assert_eq!(r.status, 200, "{}", show(&r));
+    assert_eq!(values(&r, "X-Hello-Plugin"), ["Hi from Go"], "{}", show(&r));
+    assert_eq!(r.header("X-Custom"), None, "{}", show(&r));
+    let r = get(d.addr, "/off");
+    assert_eq!(r.status, 200, "{}", show(&r));
+    assert_eq!(r.header("X-Hello-Plugin"), None, "{}", show(&r));
+    // The two keys the Go plugin never used get one WARN naming them, not one per worker.
+    assert!(
+        d.wait_for_output("have no effect", LIMIT),
+        "no WARN for the unused keys; output:\n{}",
+        d.output()
+    );
+    let warned = lines_with(&d, "have no effect");
+    assert_eq!(warned.len(), 1, "output:\n{}", d.output());
+    assert!(
+        warned[0].contains("log_level") && warned[0].contains("custom_header_name"),
+        "{}",
+        warned[0]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The chain
 // ---------------------------------------------------------------------------------------------
