@@ -45,6 +45,44 @@ fn in_place_write_serves_a_new_location_within_a_second() {
 }
 
 #[test]
+fn a_busy_neighbour_file_does_not_hold_back_a_reload() {
+    let top = "hot_reload: true\n";
+    let (e, d) = echo_and_dito(top, &[("^/old$", "/echo/old")]);
+    assert_eq!(status(d.addr, "/new"), Some(404));
+
+    // `dito -f cfg.yaml > dito.log` in one directory: another file there changes every 50 ms.
+    let dir = cfg_path(&d).parent().unwrap().to_path_buf();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let log = dir.join("dito.log");
+            for i in 0..400 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let _ = std::fs::write(&log, format!("access line {i}\n"));
+                thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    // Let the neighbour's writes get going before the config changes.
+    thread::sleep(Duration::from_millis(200));
+    let next = echo_yaml(&e, top, &[("^/old$", "/echo/old"), ("^/new$", "/echo/new")]);
+    std::fs::write(cfg_path(&d), next).unwrap();
+    let took = poll(Duration::from_secs(1), || {
+        status(d.addr, "/new") == Some(200)
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        took.is_some(),
+        "/new not served within 1 s while a neighbour file kept changing; output:\n{}",
+        d.output()
+    );
+}
+
+#[test]
 fn atomic_rename_over_the_file_applies() {
     let top = "hot_reload: true\n";
     let (e, d) = echo_and_dito(top, &[("^/old$", "/echo/old")]);

@@ -36,13 +36,16 @@ use crate::worker::{self, cores, runtime, WorkerHandle};
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Quiet time after the last file event before a watch-triggered reload.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+/// Longest a watch-triggered reload waits after the first event, however often the file keeps
+/// changing: a writer that never pauses must not postpone the reload forever.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(600);
 
 /// Something the control thread must act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// SIGHUP: reload everything.
     Reload,
-    /// The watched directory changed.
+    /// The config file (or a link it resolves through) changed.
     FileChanged,
     /// SIGTERM or SIGINT.
     Terminate,
@@ -231,13 +234,17 @@ impl Control {
         }
     }
 
-    /// Debounces file events, then reloads unless the bytes equal the running config's.
+    /// Debounces file events (quiet for `DEBOUNCE`, at most `DEBOUNCE_MAX` after the first),
+    /// then reloads unless the bytes equal the running config's.
     /// Scrapes are answered meanwhile. `Some(code)` when a signal during the debounce shut
     /// the proxy down.
     fn reload_if_changed(&mut self) -> Option<i32> {
-        let mut quiet_until = Instant::now() + DEBOUNCE;
+        let first = Instant::now();
+        let mut quiet_until = first + DEBOUNCE;
         loop {
-            let left = quiet_until.saturating_duration_since(Instant::now());
+            let left = quiet_until
+                .min(first + DEBOUNCE_MAX)
+                .saturating_duration_since(Instant::now());
             select! {
                 recv(self.events) -> ev => match ev {
                     Ok(Event::FileChanged) => quiet_until = Instant::now() + DEBOUNCE,
