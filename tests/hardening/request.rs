@@ -9,3 +9,35 @@
 //! - `ceilings`: the maxima of the request limits and a config at them (item 17).
 
 mod chunk_extensions;
+mod te_trailers;
+
+use std::net::SocketAddr;
+
+use crate::proxy_common::{loc, yaml};
+use crate::support::upstream::{ok, Upstream};
+use crate::support::Dito;
+
+/// A scripted upstream answering `200 fine`, and a Dito with `top` keys routing `^/` to it.
+fn scripted(top: &str) -> (Upstream, Dito) {
+    let up = Upstream::start(|_| ok("fine"));
+    let d = Dito::start(&yaml(top, &[loc("^/", &format!("http://{}", up.addr), "")]));
+    (up, d)
+}
+
+/// The values of every `name` field of a raw head (case-insensitive), in order.
+fn fields<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// A WebSocket upgrade request for `path` with `extra` header lines (each ending in CRLF).
+fn upgrade_request(addr: SocketAddr, path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
