@@ -9,6 +9,7 @@
 //! - `ceilings`: the maxima of the request limits and a config at them (item 17).
 
 mod chunk_extensions;
+mod deadline;
 mod te_trailers;
 
 use std::net::SocketAddr;
