@@ -8,9 +8,11 @@
 //! - `deadline`: `request_timeout` as a hard deadline during a slow upload (item 16);
 //! - `ceilings`: the maxima of the request limits and a config at them (item 17).
 
+mod ceilings;
 mod chunk_extensions;
 mod deadline;
 mod te_trailers;
+mod underscores;
 
 use std::net::SocketAddr;
 
