@@ -55,6 +55,7 @@ const LIMITS: HeadLimits = HeadLimits {
     max_request_line_bytes: 8192,
     max_header_bytes: 65536,
     max_headers: 100,
+    headers_with_underscores: crate::http::limits::HeadersWithUnderscores::Drop,
 };
 
 const REQUEST: &[u8] = b"GET /api/items?page=2 HTTP/1.1\r\nHost: front.example\r\n\
@@ -121,4 +122,25 @@ fn second_request_through_reused_storage_allocates_nothing() {
     assert!(out
         .iter()
         .any(|(n, v)| n == b"X-Request-ID" && v.len() == 32));
+}
+
+#[test]
+fn a_large_max_headers_allocates_no_header_slots() {
+    // Above the stack slots of the common case, the parser still takes its slots from the
+    // stack (issue 17: `max_headers` ≥ 128 used to allocate `max_headers + 1` per parse).
+    let limits = HeadLimits {
+        max_headers: crate::config::MAX_HEADERS_CEILING,
+        ..LIMITS
+    };
+    let mut storage = HeadStorage::default();
+    let mut parse = || {
+        let (req, _) = parse_head_into(REQUEST, &limits, &mut storage)
+            .unwrap()
+            .unwrap();
+        storage = req.into_storage();
+    };
+    parse();
+    let before = allocations();
+    parse();
+    assert_eq!(allocations() - before, 0, "allocations while parsing");
 }

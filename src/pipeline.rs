@@ -29,8 +29,8 @@ use std::rc::Rc;
 
 use monoio::time::Instant;
 
-use crate::downstream::Downstream;
-use crate::error::ProxyError;
+use crate::downstream::{BodySource, Downstream};
+use crate::error::{ProxyError, UpstreamErrorKind};
 use crate::http::request::{BodyFraming, RequestHead, TargetForm};
 use crate::http::response::Response;
 use crate::http::upgrade::is_websocket_upgrade;
@@ -75,6 +75,9 @@ pub struct Outcome {
     pub sent: bool,
     /// The connection must close.
     pub close: bool,
+    /// `request_timeout` fired while the request body was still arriving: the answer went
+    /// out at once and the connection closes after only a short lingering close (spec §6).
+    pub past_deadline: bool,
     /// The upstream switched to WebSocket and the 101 went out: phase 7.
     tunnel: Option<Box<Upgraded>>,
 }
@@ -84,6 +87,7 @@ impl Outcome {
         Outcome {
             sent,
             close,
+            past_deadline: false,
             tunnel: None,
         }
     }
@@ -399,7 +403,13 @@ async fn respond_error<D: Downstream>(
             .map(|(n, v)| (n.as_bytes(), v.as_bytes()));
         observe::access::log_headers("response", &ctx.request_id, headers);
     }
-    respond(down, &resp, err.closes_connection()).await
+    // `request_timeout` is a hard deadline (spec §6): a body still arriving is neither read
+    // nor waited for; the answer goes out now and ends the connection.
+    let past_deadline = matches!(err, ProxyError::Upstream(UpstreamErrorKind::RequestTimeout))
+        && !down.parts().0.is_complete();
+    let mut outcome = respond(down, &resp, err.closes_connection() || past_deadline).await;
+    outcome.past_deadline = past_deadline;
+    outcome
 }
 
 /// `resp` after the response hooks (its body is kept).

@@ -35,6 +35,7 @@ impl Snapshot {
                 max_request_line_bytes: rl.max_request_line_bytes,
                 max_header_bytes: rl.max_header_bytes,
                 max_headers: rl.max_headers,
+                headers_with_underscores: rl.headers_with_underscores,
             },
             header_read_timeout: rl.header_read_timeout,
             keep_alive_timeout: rl.keep_alive_timeout,

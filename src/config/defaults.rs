@@ -6,6 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use super::types::HeadersWithUnderscores;
+
 // ---- top level (spec §2) ----
 
 /// `port`.
@@ -61,6 +63,8 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// `request_limits.max_request_body_size`.
 pub const DEFAULT_MAX_REQUEST_BODY_SIZE: u64 = 10_485_760;
+/// `request_limits.headers_with_underscores` (as nginx: such fields are dropped).
+pub const DEFAULT_HEADERS_WITH_UNDERSCORES: HeadersWithUnderscores = HeadersWithUnderscores::Drop;
 
 // ---- upstream transport (spec §5) ----
 

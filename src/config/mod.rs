@@ -4,7 +4,7 @@
 //! a snapshot. The pipeline is `raw` (serde-saphyr → a generic value tree; YAML syntax errors
 //! stop here with line:column) → `file` (schema structs mirroring the YAML one-to-one; type
 //! errors and unknown-key warnings, with key paths) → `validate` (values, defaults from
-//! `defaults`, cross-field rules; the upstream TLS files are read and
+//! `defaults`, cross-field rules, `request_limits` in `limits`; the upstream TLS files are read and
 //! checked here too, by `tls_files`) → `order` (diagnostics sorted into file order). Every
 //! problem after the syntax stage is collected, so one run reports all of them. This module
 //! touches nothing else in the crate.
@@ -13,6 +13,7 @@ mod defaults;
 mod duration;
 mod extract;
 mod file;
+mod limits;
 mod location;
 mod order;
 mod raw;
@@ -30,12 +31,13 @@ use std::path::Path;
 
 pub use defaults::*;
 pub use duration::parse_go_duration;
+pub use limits::{MAX_HEADERS_CEILING, MAX_HEADER_BYTES_CEILING, MAX_REQUEST_LINE_BYTES_CEILING};
 pub use target::{Scheme, TargetUrl};
 pub use tls_files::{CertBundle, ClientIdentity, UpstreamTls};
 pub use transport::HttpTransport;
 pub use types::{
-    Config, Health, IoDriver, ListenerTls, Location, LogFormat, LogLevel, Logging, Metrics,
-    PinWorkers, Plugins, Profiler, RequestLimits, ResponseLimits,
+    Config, HeadersWithUnderscores, Health, IoDriver, ListenerTls, Location, LogFormat, LogLevel,
+    Logging, Metrics, PinWorkers, Plugins, Profiler, RequestLimits, ResponseLimits,
 };
 
 /// A line and column in the YAML text (1-based), for syntax errors.

@@ -121,17 +121,30 @@ pub struct ResponseLimits {
 /// `request_limits` (spec §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLimits {
-    /// At least 1.
+    /// 1 to `MAX_REQUEST_LINE_BYTES_CEILING`.
     pub max_request_line_bytes: usize,
-    /// At least 1.
+    /// 1 to `MAX_HEADER_BYTES_CEILING`.
     pub max_header_bytes: usize,
-    /// At least 1.
+    /// 1 to `MAX_HEADERS_CEILING`.
     pub max_headers: usize,
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub body_idle_timeout: Duration,
     /// 0 = no request body is accepted.
     pub max_request_body_size: u64,
+    /// What happens to request header fields whose names contain `_` (spec §3).
+    pub headers_with_underscores: HeadersWithUnderscores,
+}
+
+/// `request_limits.headers_with_underscores`: request header names with `_` are dropped
+/// (nginx's `underscores_in_headers off`), forwarded, or answered with 400. Backends that fold
+/// `_` into `-` (CGI, PHP, many frameworks) would otherwise see `X_Forwarded_For` as a spoofed
+/// `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadersWithUnderscores {
+    Drop,
+    Allow,
+    Reject,
 }
 
 /// One route.

@@ -3,7 +3,7 @@
 //! Works on what `file` extracted (YAML types already checked) and never stops early: a bad
 //! value is reported at its key path and replaced by its default so the rest can still be
 //! checked; the caller throws the result away when any error was recorded. Locations are
-//! checked in `location`, transport blocks in `transport`.
+//! checked in `location`, `request_limits` in `limits`, transport blocks in `transport`.
 
 use crate::plugin::loader::{load_all, PluginSource};
 use std::net::SocketAddr;
@@ -14,12 +14,13 @@ use std::time::Duration;
 use super::defaults::*;
 use super::duration::parse_go_duration;
 use super::file::{FileConfig, PinValue, PluginsFile, PortValue, TlsFile};
+use super::limits;
 use super::location;
 use super::raw::quote;
 use super::tls_files::{self, IdentityKey};
 use super::transport::TransportOverrides;
 use super::types::*;
-use super::{join, Report};
+use super::Report;
 
 /// Validates the whole file (the caller sorts the diagnostics into file order afterwards).
 pub(crate) fn validate(file: &FileConfig, r: &mut Report) -> Config {
@@ -53,7 +54,7 @@ pub(crate) fn validate(file: &FileConfig, r: &mut Report) -> Config {
             Some(n) => n,
         },
     };
-    let request_limits = request_limits(file, r);
+    let request_limits = limits::request_limits(file, r);
     let tls = file.tls.as_ref().and_then(|t| tls(t, r));
     let plugins = file.plugins.as_ref().and_then(|p| plugins(p, r));
     let global_transport = TransportOverrides::validate(&file.transport.http, "transport.http", r);
@@ -311,60 +312,6 @@ fn check_endpoint_collisions(health: &Health, metrics: &Metrics, r: &mut Report)
         if let Some((first, _)) = list[..i].iter().find(|(_, v)| v == value) {
             r.error(key, format!("same path as {first} ({})", quote(value)));
         }
-    }
-}
-
-fn request_limits(file: &FileConfig, r: &mut Report) -> RequestLimits {
-    let f = &file.request_limits;
-    let at_least_one = |value: Option<u64>, key: &str, default: usize, r: &mut Report| {
-        let path = join("request_limits", key);
-        match count(value, &path, r) {
-            Some(0) => {
-                r.error(&path, "must be at least 1");
-                default
-            }
-            Some(n) => n,
-            None => default,
-        }
-    };
-    let timeout = |text: &Option<String>, key: &str, default: Duration, r: &mut Report| {
-        duration(text, &join("request_limits", key), r).unwrap_or(default)
-    };
-    RequestLimits {
-        max_request_line_bytes: at_least_one(
-            f.max_request_line_bytes,
-            "max_request_line_bytes",
-            DEFAULT_MAX_REQUEST_LINE_BYTES,
-            r,
-        ),
-        max_header_bytes: at_least_one(
-            f.max_header_bytes,
-            "max_header_bytes",
-            DEFAULT_MAX_HEADER_BYTES,
-            r,
-        ),
-        max_headers: at_least_one(f.max_headers, "max_headers", DEFAULT_MAX_HEADERS, r),
-        header_read_timeout: timeout(
-            &f.header_read_timeout,
-            "header_read_timeout",
-            DEFAULT_HEADER_READ_TIMEOUT,
-            r,
-        ),
-        keep_alive_timeout: timeout(
-            &f.keep_alive_timeout,
-            "keep_alive_timeout",
-            DEFAULT_KEEP_ALIVE_TIMEOUT,
-            r,
-        ),
-        body_idle_timeout: timeout(
-            &f.body_idle_timeout,
-            "body_idle_timeout",
-            DEFAULT_BODY_IDLE_TIMEOUT,
-            r,
-        ),
-        max_request_body_size: f
-            .max_request_body_size
-            .unwrap_or(DEFAULT_MAX_REQUEST_BODY_SIZE),
     }
 }
 

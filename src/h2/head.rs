@@ -3,14 +3,15 @@
 //! `:authority` becomes Host, cookie crumbs are joined with `; ` (§8.2.3), `:path` gets the
 //! HTTP/1.1 request-target checks, framing comes from `content-length` (or from END_STREAM
 //! on the HEADERS frame: no body; otherwise a body of unknown length), and the spec §6 limits
-//! apply: request line length (414) and field count (431). The field-section size itself is
+//! apply: request line length (414) and field count (431); field names with `_` follow
+//! `headers_with_underscores` as in HTTP/1.1 (spec §3). The field-section size itself is
 //! enforced by the h2 crate through `max_header_list_size`. Connection-specific fields make
 //! the request malformed (§8.2.2).
 
 use http::request::Parts;
 
 use crate::http::limits::HeadLimits;
-use crate::http::request::{BodyFraming, HeadError, RequestHead, Version};
+use crate::http::request::{underscore_allowed, BodyFraming, HeadError, RequestHead, Version};
 
 /// Connection-specific fields, which an HTTP/2 message must not carry (RFC 9113 §8.2.2).
 const CONNECTION_SPECIFIC: [&str; 5] = [
@@ -61,8 +62,12 @@ pub fn build(
     }
     let mut content_length: Option<u64> = None;
     let mut cookie: Vec<u8> = Vec::new();
+    let underscores = limits.headers_with_underscores;
     for (name, value) in &parts.headers {
         let n = name.as_str().as_bytes();
+        if !underscore_allowed(n, underscores).map_err(H2HeadError::Refused)? {
+            continue;
+        }
         if is_connection_specific(n) {
             return Err(H2HeadError::Malformed("connection-specific field"));
         }
@@ -94,6 +99,10 @@ pub fn build(
     let mut cookie_done = false;
     let fields = parts.headers.iter().filter_map(|(name, value)| {
         let n = name.as_str().as_bytes();
+        // Refusals were returned above; what is left to filter is a dropped name.
+        if !underscore_allowed(n, underscores).unwrap_or(false) {
+            return None;
+        }
         if n == b"cookie" {
             if cookie_done {
                 return None;
@@ -124,6 +133,7 @@ mod tests {
         max_request_line_bytes: 200,
         max_header_bytes: 4096,
         max_headers: 8,
+        headers_with_underscores: crate::http::limits::HeadersWithUnderscores::Drop,
     };
 
     fn parts(method: &str, uri: &str, fields: &[(&str, &str)]) -> Parts {
@@ -217,5 +227,32 @@ mod tests {
         let p = parts("OPTIONS", "*", &[("host", "a")]);
         let h = build(&p, true, &LIMITS).unwrap();
         assert_eq!(h.path(), b"*");
+    }
+
+    #[test]
+    fn underscored_names_follow_the_policy() {
+        use crate::http::limits::HeadersWithUnderscores;
+        let p = parts(
+            "GET",
+            "http://a/",
+            &[("x_forwarded_for", "6.6.6.6"), ("x-ok", "1")],
+        );
+        let h = build(&p, true, &LIMITS).unwrap();
+        assert_eq!(h.header("x_forwarded_for"), None);
+        assert_eq!(h.header("x-ok"), Some(&b"1"[..]));
+        let allow = HeadLimits {
+            headers_with_underscores: HeadersWithUnderscores::Allow,
+            ..LIMITS
+        };
+        let h = build(&p, true, &allow).unwrap();
+        assert_eq!(h.header("x_forwarded_for"), Some(&b"6.6.6.6"[..]));
+        let reject = HeadLimits {
+            headers_with_underscores: HeadersWithUnderscores::Reject,
+            ..LIMITS
+        };
+        assert!(matches!(
+            build(&p, true, &reject),
+            Err(H2HeadError::Refused(HeadError::BadRequest(_)))
+        ));
     }
 }

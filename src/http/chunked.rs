@@ -2,8 +2,9 @@
 //!
 //! Fed whatever bytes have arrived, it reports how many it consumed and which of them are body
 //! data, so a caller can stream a chunked body through bounded buffers. Chunk extensions are
-//! accepted and dropped (spec §3); trailer fields are kept, bounded, and validated. Every
-//! malformed size, line or terminator is an error: the connection it came from is closed.
+//! accepted and dropped (spec §3), with the optional whitespace (BWS) RFC 9112 §7.1.1 allows
+//! before their `;`; trailer fields are kept, bounded, and validated. Every malformed size,
+//! line or terminator is an error: the connection it came from is closed.
 
 use std::ops::Range;
 
@@ -31,6 +32,8 @@ impl ChunkError {
 enum State {
     /// Reading hex digits of a chunk size; `digits` counts them.
     Size { value: u64, digits: u8 },
+    /// Spaces or tabs after the size digits: only a `;` (an extension) may follow them.
+    SizeBws { value: u64 },
     /// After `;`: a chunk extension, dropped, up to CR.
     Extension { value: u64 },
     /// Expecting the LF of a size line.
@@ -113,7 +116,19 @@ impl ChunkedDecoder {
                         self.state = State::Extension { value };
                     } else if b == b'\r' {
                         self.state = State::SizeLf { value };
+                    } else if b == b' ' || b == b'\t' {
+                        self.state = State::SizeBws { value };
                     } else {
+                        return Err(ChunkError::BadSize);
+                    }
+                    i += 1;
+                }
+                State::SizeBws { value } => {
+                    // `chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )`: the
+                    // whitespace after the size belongs to an extension, so a `;` must follow.
+                    if b == b';' {
+                        self.state = State::Extension { value };
+                    } else if b != b' ' && b != b'\t' {
                         return Err(ChunkError::BadSize);
                     }
                     i += 1;
@@ -187,7 +202,7 @@ impl ChunkedDecoder {
     fn take_trailer_bytes(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
         for (k, &b) in input.iter().enumerate() {
             self.trailers.push(b);
-            if self.trailers.len() > self.max_trailer_bytes + 2 {
+            if self.trailers.len() > self.max_trailer_bytes.saturating_add(2) {
                 return Err(ChunkError::TrailerTooLarge);
             }
             if b == b'\n' {

@@ -47,6 +47,36 @@ fn decodes_in_any_split() {
 }
 
 #[test]
+fn extensions_may_have_whitespace_around_semicolon_and_equals() {
+    // RFC 9112 §7.1.1: BWS before `;`, after it, and around `=`.
+    for line in [
+        &b"5 ;a=b"[..],
+        b"5\t;a=b",
+        b"5 \t ;a=b",
+        b"5; a=b",
+        b"5 ; a = b",
+        b"5;a=\"q s\"",
+        b"5 ;a;b=c",
+    ] {
+        let mut input = line.to_vec();
+        input.extend_from_slice(b"\r\nhello\r\n0 ;last\r\n\r\n");
+        for step in 1..input.len() {
+            let (body, _) = decode_all(&input, step)
+                .unwrap_or_else(|e| panic!("{:?}: {e:?}", String::from_utf8_lossy(line)));
+            assert_eq!(body, b"hello");
+        }
+    }
+}
+
+#[test]
+fn a_trailer_limit_at_the_maximum_does_not_overflow() {
+    let mut d = ChunkedDecoder::new(usize::MAX);
+    let s = d.decode(b"0\r\nX: 1\r\n\r\n", 100).unwrap();
+    assert!(d.is_done());
+    assert_eq!(s.consumed, 11);
+}
+
+#[test]
 fn keeps_trailers() {
     let input = b"3\r\nabc\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n";
     let (body, trailers) = decode_all(input, 3).unwrap();
@@ -70,6 +100,12 @@ fn rejects_malformed() {
         b"\r\n",
         b"5\nhello\r\n0\r\n\r\n",
         b"5 \r\nhello\r\n",
+        b"5\t\r\nhello\r\n",
+        b"5 x;a=b\r\nhello\r\n",
+        b"5 6\r\nhello\r\n",
+        b" 5\r\nhello\r\n",
+        b"5 ;a\nhello\r\n",
+        b"5 \n",
         b"-5\r\n",
         b"5\r\nhelloX\r\n",
         b"5\r\nhello\n0\r\n\r\n",

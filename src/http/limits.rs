@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use crate::config::HeadersWithUnderscores;
+
 /// Size limits for a request head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadLimits {
@@ -12,6 +14,9 @@ pub struct HeadLimits {
     pub max_header_bytes: usize,
     /// Most header fields (431 above it).
     pub max_headers: usize,
+    /// Fields whose names contain `_`: dropped at parse (before routing, plugins and the
+    /// upstream see them), kept, or refused with 400 (spec §3).
+    pub headers_with_underscores: HeadersWithUnderscores,
 }
 
 /// Everything the HTTP/1.1 session needs to police a client.

@@ -4,12 +4,15 @@
 //! for more, rejects the request (every framing ambiguity of spec §7's 400 row, 414, 431), or
 //! returns an owned [`RequestHead`]: the head bytes copied once, with spans for the method,
 //! target, headers, and the facts the session and pipeline need (framing, Host, keep-alive,
-//! Expect). Runs on a worker thread; touches no IO and no shared state.
+//! Expect). Fields whose names contain `_` are dropped here, or refused, as the config says,
+//! so nothing after the parser sees them. Runs on a worker thread; touches no IO and no
+//! shared state.
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use super::limits::HeadLimits;
+use super::limits::{HeadLimits, HeadersWithUnderscores};
+use crate::config::MAX_HEADERS_CEILING;
 
 /// Why a request head was refused; the session maps each to a status and closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,8 +153,12 @@ impl RequestHead {
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
-/// Header slots kept on the stack; larger `max_headers` values use the heap.
-const STACK_HEADERS: usize = 128;
+/// Header slots for the common `max_headers` values (the default is 100).
+const FEW_HEADER_SLOTS: usize = 128;
+/// Header slots for any `max_headers` the config accepts, plus the one that detects "too
+/// many". Also on the stack (about 32 KiB), in a frame of its own that only large
+/// `max_headers` values pay for: no request allocates its slots.
+const ALL_HEADER_SLOTS: usize = MAX_HEADERS_CEILING + 1;
 
 /// Parses the head at the start of `buf`. `Ok(None)` means more bytes are needed.
 pub fn parse_head(
@@ -178,7 +185,8 @@ pub fn parse_head_into(
     let line_end = match memchr::memchr(b'\n', &buf[lead..]) {
         Some(i) => lead + i,
         None => {
-            if buf.len() - lead > limits.max_request_line_bytes + 1 {
+            // The request line and a CR may be buffered without the LF yet.
+            if buf.len() - lead > limits.max_request_line_bytes.saturating_add(1) {
                 return Err(HeadError::UriTooLong);
             }
             return Ok(None);
@@ -190,16 +198,31 @@ pub fn parse_head_into(
     }
     let header_start = line_end + 1;
 
-    let slots = limits.max_headers.saturating_add(1);
-    let parsed = if slots <= STACK_HEADERS {
-        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-        run_httparse(buf, &mut headers[..slots], header_start, limits, storage)?
+    // One slot more than allowed, so "too many" is seen; a limit above the ceiling (only code
+    // can make one) acts as the ceiling.
+    let slots = limits.max_headers.min(MAX_HEADERS_CEILING) + 1;
+    if slots <= FEW_HEADER_SLOTS {
+        let mut headers =
+            [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; FEW_HEADER_SLOTS];
+        run_httparse(buf, &mut headers[..slots], header_start, limits, storage)
     } else {
-        let mut headers = Vec::new();
-        headers.resize_with(slots, MaybeUninit::<httparse::Header<'_>>::uninit);
-        run_httparse(buf, &mut headers, header_start, limits, storage)?
-    };
-    Ok(parsed)
+        parse_with_all_slots(buf, slots, header_start, limits, storage)
+    }
+}
+
+/// [`run_httparse`] with up to [`ALL_HEADER_SLOTS`] slots, out of line so the common path's
+/// stack frame stays small.
+#[inline(never)]
+fn parse_with_all_slots(
+    buf: &[u8],
+    slots: usize,
+    header_start: usize,
+    limits: &HeadLimits,
+    storage: &mut HeadStorage,
+) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; ALL_HEADER_SLOTS];
+    let slots = slots.min(ALL_HEADER_SLOTS);
+    run_httparse(buf, &mut headers[..slots], header_start, limits, storage)
 }
 
 /// The method, target and version of a complete, well-formed request line at the start of
@@ -245,7 +268,8 @@ fn run_httparse<'b>(
     let head_len = match status {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            if buf.len() - header_start > limits.max_header_bytes + 2 {
+            // The section and the CRLF that ends the head may be buffered in part.
+            if buf.len() - header_start > limits.max_header_bytes.saturating_add(2) {
                 return Err(HeadError::HeadersTooLarge);
             }
             return Ok(None);
@@ -258,14 +282,14 @@ fn run_httparse<'b>(
     if section.saturating_sub(2) > limits.max_header_bytes {
         return Err(HeadError::HeadersTooLarge);
     }
-    if req.headers.len() > limits.max_headers {
+    if req.headers.len() > limits.max_headers.min(MAX_HEADERS_CEILING) {
         return Err(HeadError::HeadersTooLarge);
     }
     let raw_head = &buf[..head_len];
     if has_bare_lf(raw_head) {
         return Err(HeadError::BadRequest("bare LF line ending"));
     }
-    let head = build_head(raw_head, &req, storage)?;
+    let head = build_head(raw_head, &req, limits.headers_with_underscores, storage)?;
     Ok(Some((head, head_len)))
 }
 
@@ -298,6 +322,7 @@ fn span_of(base: &[u8], part: &[u8]) -> Span {
 fn build_head(
     raw: &[u8],
     req: &httparse::Request<'_, '_>,
+    underscores: HeadersWithUnderscores,
     storage: &mut HeadStorage,
 ) -> Result<RequestHead, HeadError> {
     if raw.len() > u32::MAX as usize {
@@ -316,6 +341,9 @@ fn build_head(
     headers.reserve(req.headers.len());
     let mut facts = HeaderFacts::default();
     for h in req.headers.iter() {
+        if !underscore_allowed(h.name.as_bytes(), underscores)? {
+            continue;
+        }
         facts.observe(raw, h.name, h.value, version)?;
         headers.push(HeaderSpan {
             name: span_of(raw, h.name.as_bytes()),
@@ -447,93 +475,14 @@ pub fn is_valid_authority(a: &[u8]) -> bool {
     host_ok && port_ok
 }
 
-/// What the header fields say about framing, Host and the connection.
-#[derive(Default)]
-struct HeaderFacts {
-    content_length: Option<u64>,
-    chunked: bool,
-    transfer_encoding_seen: bool,
-    host: Option<Span>,
-    host_count: u32,
-    conn_close: bool,
-    conn_keep_alive: bool,
-    expect_continue: bool,
-}
-
-impl HeaderFacts {
-    fn observe(
-        &mut self,
-        raw: &[u8],
-        name: &str,
-        value: &[u8],
-        version: Version,
-    ) -> Result<(), HeadError> {
-        let n = name.as_bytes();
-        if n.eq_ignore_ascii_case(b"content-length") {
-            if self.content_length.is_some() {
-                return Err(HeadError::BadRequest("duplicate Content-Length"));
-            }
-            self.content_length = Some(parse_content_length(value)?);
-        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
-            if version == Version::Http10 {
-                return Err(HeadError::BadRequest(
-                    "Transfer-Encoding in an HTTP/1.0 request",
-                ));
-            }
-            if self.transfer_encoding_seen || !value.eq_ignore_ascii_case(b"chunked") {
-                return Err(HeadError::BadRequest(
-                    "Transfer-Encoding other than chunked",
-                ));
-            }
-            self.transfer_encoding_seen = true;
-            self.chunked = true;
-        } else if n.eq_ignore_ascii_case(b"host") {
-            self.host_count += 1;
-            if self.host_count > 1 {
-                return Err(HeadError::BadRequest("duplicate Host header"));
-            }
-            if !is_valid_authority(value) {
-                return Err(HeadError::BadRequest("invalid Host header"));
-            }
-            self.host = Some(span_of(raw, value));
-        } else if n.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',') {
-                let t = token.trim_ascii();
-                if t.eq_ignore_ascii_case(b"close") {
-                    self.conn_close = true;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                    self.conn_keep_alive = true;
-                }
-            }
-        } else if n.eq_ignore_ascii_case(b"expect") && value.eq_ignore_ascii_case(b"100-continue") {
-            self.expect_continue = true;
-        }
-        Ok(())
-    }
-
-    fn framing(&self, _version: Version) -> Result<BodyFraming, HeadError> {
-        match (self.chunked, self.content_length) {
-            (true, Some(_)) => Err(HeadError::BadRequest(
-                "both Content-Length and Transfer-Encoding",
-            )),
-            (true, None) => Ok(BodyFraming::Chunked),
-            (false, Some(0)) | (false, None) => Ok(BodyFraming::None),
-            (false, Some(n)) => Ok(BodyFraming::Length(n)),
-        }
-    }
-}
-
-/// Digits only: no sign, no list, no whitespace inside, at most 19 digits (fits u64).
-fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
-    const BAD: HeadError = HeadError::BadRequest("malformed Content-Length");
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return Err(BAD);
-    }
-    Ok(v.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
-}
-
 #[path = "request_assemble.rs"]
 mod assemble;
+
+#[path = "request_fields.rs"]
+mod fields;
+
+pub use fields::underscore_allowed;
+use fields::HeaderFacts;
 
 #[cfg(test)]
 #[path = "request_tests.rs"]

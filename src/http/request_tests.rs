@@ -8,6 +8,7 @@ const LIMITS: HeadLimits = HeadLimits {
     max_request_line_bytes: 64,
     max_header_bytes: 128,
     max_headers: 4,
+    headers_with_underscores: crate::http::limits::HeadersWithUnderscores::Drop,
 };
 
 fn parse(s: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
@@ -207,4 +208,98 @@ fn request_line_of_a_refused_head() {
     assert_eq!(request_line(b"GET  / HTTP/1.1\r\n"), None);
     assert_eq!(request_line(b"G(T / HTTP/1.1\r\n"), None);
     assert_eq!(request_line(b"GET / HTTP/1.1\n"), None);
+}
+
+fn with_underscores(policy: HeadersWithUnderscores) -> HeadLimits {
+    HeadLimits {
+        headers_with_underscores: policy,
+        ..LIMITS
+    }
+}
+
+#[test]
+fn underscored_names_are_dropped_by_default() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nContent_Length: 5\r\nX-Ok: 1\r\n\r\n";
+    let (h, n) = parse(raw).unwrap().unwrap();
+    assert_eq!(n, raw.len());
+    let names: Vec<&[u8]> = h.headers().map(|(n, _)| n).collect();
+    assert_eq!(names, [&b"Host"[..], b"X-Ok"]);
+    // A dropped `Content_Length` is not framing.
+    assert_eq!(h.framing, BodyFraming::None);
+}
+
+#[test]
+fn underscored_names_are_kept_or_refused_as_configured() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\n\r\n";
+    let allow = with_underscores(HeadersWithUnderscores::Allow);
+    let (h, _) = parse_head(raw, &allow).unwrap().unwrap();
+    assert_eq!(h.header("x_forwarded_for"), Some(&b"6.6.6.6"[..]));
+    // Kept, `Content_Length` is still not `Content-Length`.
+    let raw_cl = b"GET / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\n\r\n";
+    let (h, _) = parse_head(raw_cl, &allow).unwrap().unwrap();
+    assert_eq!(h.framing, BodyFraming::None);
+    let reject = with_underscores(HeadersWithUnderscores::Reject);
+    assert!(matches!(
+        parse_head(raw, &reject),
+        Err(HeadError::BadRequest(_))
+    ));
+    // Names without `_` are untouched by every policy.
+    ok(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b_c\r\n\r\n");
+    parse_head(b"GET /a_b HTTP/1.1\r\nHost: a\r\nX-A: b_c\r\n\r\n", &reject)
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn limits_at_usize_max_do_not_overflow() {
+    // The arithmetic around each limit must not wrap: a head split across reads needs more,
+    // never gets 414/431 (and never panics in a debug build).
+    let huge = HeadLimits {
+        max_request_line_bytes: usize::MAX,
+        max_header_bytes: usize::MAX,
+        max_headers: usize::MAX,
+        headers_with_underscores: HeadersWithUnderscores::Drop,
+    };
+    let full = b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for cut in 1..full.len() {
+        assert!(
+            matches!(parse_head(&full[..cut], &huge), Ok(None)),
+            "cut at {cut}"
+        );
+    }
+    let (h, n) = parse_head(full, &huge).unwrap().unwrap();
+    assert_eq!(n, full.len());
+    assert_eq!(h.framing, BodyFraming::Chunked);
+}
+
+#[test]
+fn the_maximum_header_count_is_parsed_without_a_heap_slot_array() {
+    let at_ceiling = HeadLimits {
+        max_request_line_bytes: 8192,
+        max_header_bytes: 1 << 20,
+        max_headers: MAX_HEADERS_CEILING,
+        headers_with_underscores: HeadersWithUnderscores::Drop,
+    };
+    let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    for i in 1..MAX_HEADERS_CEILING {
+        raw.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+    }
+    let mut exact = raw.clone();
+    exact.extend_from_slice(b"\r\n");
+    let (h, _) = parse_head(&exact, &at_ceiling).unwrap().unwrap();
+    assert_eq!(h.headers().count(), MAX_HEADERS_CEILING);
+    raw.extend_from_slice(b"X-Over: v\r\n\r\n");
+    assert_eq!(
+        parse_head(&raw, &at_ceiling).err(),
+        Some(HeadError::HeadersTooLarge)
+    );
+    // A limit above the ceiling (code can build one) behaves as the ceiling.
+    let above = HeadLimits {
+        max_headers: usize::MAX,
+        ..at_ceiling
+    };
+    assert_eq!(
+        parse_head(&raw, &above).err(),
+        Some(HeadError::HeadersTooLarge)
+    );
 }

@@ -31,6 +31,9 @@ use crate::worker::state::WorkerState;
 /// discarded so the kernel does not answer them with a reset that destroys the response.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: u64 = 1024 * 1024;
+/// The same after `request_timeout` cut a request body short: the deadline is hard, so the
+/// client gets only a moment to read its 504 (spec §6: "at most ~1 s").
+const PAST_DEADLINE_LINGER_TIME: Duration = Duration::from_secs(1);
 
 /// How a connection left the HTTP/1.1 session.
 pub enum Served<R, W> {
@@ -105,7 +108,7 @@ where
                 );
                 transferred.account(&worker, &reader, &writer);
                 if sent.is_ok() {
-                    linger_close(&mut reader, &mut writer).await;
+                    linger_close(&mut reader, &mut writer, LINGER_TIME).await;
                 }
                 transferred.account(&worker, &reader, &writer);
                 return Served::Closed;
@@ -152,7 +155,12 @@ where
             // into a reset that destroys the response.
             let clean = !head.keep_alive && body_complete && !reader.has_buffered();
             if outcome.sent && !clean {
-                linger_close(&mut reader, &mut writer).await;
+                let linger = if outcome.past_deadline {
+                    PAST_DEADLINE_LINGER_TIME
+                } else {
+                    LINGER_TIME
+                };
+                linger_close(&mut reader, &mut writer, linger).await;
                 transferred.account(&worker, &reader, &writer);
             } else if clean {
                 abort.close_plainly();
@@ -267,11 +275,12 @@ fn reject(e: HeadError) -> HeadRead {
 async fn linger_close<R: ReadSource, W: WriteSink>(
     reader: &mut ConnReader<R>,
     writer: &mut ConnWriter<W>,
+    linger: Duration,
 ) {
     if writer.shutdown().await.is_err() {
         return;
     }
-    let deadline = Instant::now() + LINGER_TIME;
+    let deadline = Instant::now() + linger;
     let mut discarded = 0u64;
     while discarded < LINGER_BYTES {
         let before = reader.buffered().len();

@@ -40,6 +40,7 @@ mod tests {
         max_request_line_bytes: 8192,
         max_header_bytes: 65536,
         max_headers: 100,
+        headers_with_underscores: crate::http::limits::HeadersWithUnderscores::Drop,
     };
 
     fn upgrade(raw: &str) -> bool {

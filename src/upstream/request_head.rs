@@ -1,7 +1,8 @@
 //! The upstream request head, built in exactly the order of spec §3 "Upstream headers".
 //!
-//! 1. hop-by-hop fields and every field `Connection` names are removed (`TE: trailers` kept;
-//!    an upgrade gets Dito's own `Connection: upgrade` and `Upgrade: websocket`);
+//! 1. hop-by-hop fields and every field `Connection` names are removed (`TE: trailers` kept,
+//!    named in Dito's own `Connection: TE`; an upgrade gets `Connection: upgrade` and
+//!    `Upgrade: websocket`, both tokens in one field when both apply);
 //! 2. `X-Forwarded-For` (client chain, then the client IP), `X-Forwarded-Host`,
 //!    `X-Forwarded-Proto`;
 //! 3. `Host` := the target's host (and port when the target URL writes one);
@@ -127,8 +128,15 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, inp: &HeadInputs
         }
         push_field(out, name, value);
     }
-    if inp.upgrade {
-        out.extend_from_slice(UPGRADE_FIELDS);
+    // A kept `TE: trailers` is hop-by-hop too: an HTTP/1.1 recipient must find it named in
+    // `Connection` (RFC 9110 §7.6.1, §10.1.4). One `Connection` field carries every token.
+    match (inp.upgrade, te_trailers_sent) {
+        (true, true) => {
+            out.extend_from_slice(b"Connection: upgrade, TE\r\nUpgrade: websocket\r\n");
+        }
+        (true, false) => out.extend_from_slice(UPGRADE_FIELDS),
+        (false, true) => out.extend_from_slice(b"Connection: TE\r\n"),
+        (false, false) => {}
     }
 
     // Step 2, with step 4's exclusions applied to Dito's own fields too.

@@ -11,6 +11,7 @@ const LIMITS: HeadLimits = HeadLimits {
     max_request_line_bytes: 8192,
     max_header_bytes: 65536,
     max_headers: 100,
+    headers_with_underscores: crate::http::limits::HeadersWithUnderscores::Drop,
 };
 
 fn rules() -> HeaderRules {
@@ -70,6 +71,7 @@ fn builds_in_spec_order() {
          Host: up.internal:8080\r\n\
          X-Keep: Case\r\n\
          TE: trailers\r\n\
+         Connection: TE\r\n\
          X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.1.2.3\r\n\
          X-Forwarded-Host: front.example\r\n\
          X-Forwarded-Proto: http\r\n\
@@ -136,4 +138,29 @@ fn an_upgrade_gets_dito_s_own_connection_and_upgrade_fields() {
     // Without the flag, the same request is a plain one.
     let plain = build(raw, &rules());
     assert!(!plain.to_ascii_lowercase().contains("upgrade"), "{plain}");
+}
+
+#[test]
+fn te_trailers_is_named_in_one_connection_field_with_an_upgrade() {
+    let raw = b"GET /api/chat HTTP/1.1\r\nHost: front\r\nConnection: Upgrade\r\n\
+                Upgrade: websocket\r\nTE: trailers\r\nSec-WebSocket-Key: k==\r\n\r\n";
+    let head = build_with(raw, &rules(), true);
+    let connection: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    assert_eq!(connection, ["Connection: upgrade, TE"], "{head}");
+    assert!(head.contains("\r\nTE: trailers\r\n"), "{head}");
+    assert!(head.contains("\r\nUpgrade: websocket\r\n"), "{head}");
+    // No TE (or a TE without `trailers`): no `TE` token.
+    let raw = b"GET /api/chat HTTP/1.1\r\nHost: front\r\nConnection: Upgrade\r\n\
+                Upgrade: websocket\r\nTE: gzip\r\n\r\n";
+    let head = build_with(raw, &rules(), true);
+    assert!(head.contains("\r\nConnection: upgrade\r\n"), "{head}");
+    assert!(!head.contains("TE"), "{head}");
+    let head = build(
+        b"GET /api/x HTTP/1.1\r\nHost: h\r\nTE: gzip\r\n\r\n",
+        &rules(),
+    );
+    assert!(!head.to_ascii_lowercase().contains("connection"), "{head}");
 }

@@ -280,3 +280,30 @@ fn websocket_needs_http1_upstreams() {
     )
     .is_ok());
 }
+
+#[test]
+fn request_limits_have_ceilings() {
+    let yaml = "request_limits:\n  max_request_line_bytes: 18446744073709551615\n  \
+                max_header_bytes: 1048577\n  max_headers: 1025\n  \
+                headers_with_underscores: ignore\n";
+    assert_eq!(
+        errors(yaml),
+        [
+            "c.yaml: request_limits.max_request_line_bytes: 18446744073709551615 is too large (the maximum is 1048576)",
+            "c.yaml: request_limits.max_header_bytes: 1048577 is too large (the maximum is 1048576)",
+            "c.yaml: request_limits.max_headers: 1025 is too large (the maximum is 1024)",
+            "c.yaml: request_limits.headers_with_underscores: invalid value \"ignore\": expected drop, allow or reject",
+        ]
+    );
+    // Exactly at each ceiling is fine.
+    let at = load(
+        "request_limits:\n  max_request_line_bytes: 1048576\n  max_header_bytes: 1048576\n  \
+         max_headers: 1024\n  max_request_body_size: 18446744073709551615\n\
+         response_limits:\n  max_response_body_size: 18446744073709551615\n",
+    );
+    let rl = &at.config.request_limits;
+    assert_eq!(rl.max_request_line_bytes, MAX_REQUEST_LINE_BYTES_CEILING);
+    assert_eq!(rl.max_header_bytes, MAX_HEADER_BYTES_CEILING);
+    assert_eq!(rl.max_headers, MAX_HEADERS_CEILING);
+    assert_eq!(rl.max_request_body_size, u64::MAX);
+}

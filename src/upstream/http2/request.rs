@@ -2,16 +2,18 @@
 //! [`write_request_head`](crate::upstream::request_head::write_request_head), so both versions
 //! follow spec §3 with one implementation) re-read into `:method`, `:scheme`, `:authority`
 //! (the `Host` Dito chose), `:path` and the other fields. Fields HTTP/2 forbids are left out:
-//! Dito's own `Transfer-Encoding: chunked` (DATA frames carry the body) and `Expect` (the h2
-//! client cannot show a 100, so Dito answers the client's `100-continue` itself).
+//! Dito's own `Transfer-Encoding: chunked` (DATA frames carry the body), its `Connection: TE`
+//! (HTTP/2 has no `Connection`; `te: trailers` stands alone, RFC 9113 §8.2.2) and `Expect`
+//! (the h2 client cannot show a 100, so Dito answers the client's `100-continue` itself).
 
 use std::mem::MaybeUninit;
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri};
 
-/// Most fields the re-read head may have (the client's limit plus Dito's own fields).
-const MAX_FIELDS: usize = 512;
+/// Field slots kept on the stack; a head with more lines (a client near the `max_headers`
+/// ceiling, plus Dito's own fields and `additional_headers`) gets slots on the heap.
+const STACK_FIELDS: usize = 512;
 
 /// Why a head could not become an HTTP/2 request (logged; the client gets 502).
 #[derive(Debug)]
@@ -19,10 +21,25 @@ pub struct Untranslatable(pub &'static str);
 
 /// The HTTP/2 request for the HTTP/1.1 head `head`, to a target with `scheme`.
 pub fn from_http1_head(head: &[u8], scheme: &str) -> Result<Request<()>, Untranslatable> {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    // Every field is one line of the head Dito wrote, so there are fewer fields than lines.
+    let lines = memchr::memchr_iter(b'\n', head).count();
+    if lines <= STACK_FIELDS {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
+        translate(head, scheme, &mut slots)
+    } else {
+        let mut slots = Vec::new();
+        slots.resize_with(lines, MaybeUninit::<httparse::Header<'_>>::uninit);
+        translate(head, scheme, &mut slots)
+    }
+}
+
+fn translate<'h>(
+    head: &'h [u8],
+    scheme: &str,
+    slots: &mut [MaybeUninit<httparse::Header<'h>>],
+) -> Result<Request<()>, Untranslatable> {
     let mut req = httparse::Request::new(&mut []);
-    match httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut req, head, &mut slots)
+    match httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, head, slots)
     {
         Ok(httparse::Status::Complete(_)) => {}
         _ => return Err(Untranslatable("request head")),
@@ -45,7 +62,7 @@ pub fn from_http1_head(head: &[u8], scheme: &str) -> Result<Request<()>, Untrans
         .map_err(|_| Untranslatable("authority or path"))?;
     let mut fields = HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {
-        let forbidden = ["host", "transfer-encoding", "expect"]
+        let forbidden = ["host", "transfer-encoding", "expect", "connection"]
             .iter()
             .any(|f| h.name.eq_ignore_ascii_case(f));
         if forbidden {
@@ -87,7 +104,7 @@ mod tests {
 
     #[test]
     fn head_becomes_pseudo_headers_and_fields() {
-        let head = b"POST /a/b?c=1 HTTP/1.1\r\nHost: up.example:8443\r\nX-One: 1\r\nx-one: 2\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nTE: trailers\r\n\r\n";
+        let head = b"POST /a/b?c=1 HTTP/1.1\r\nHost: up.example:8443\r\nX-One: 1\r\nx-one: 2\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nTE: trailers\r\nConnection: TE\r\n\r\n";
         let r = from_http1_head(head, "https").unwrap();
         assert_eq!(r.method(), Method::POST);
         assert_eq!(r.uri().to_string(), "https://up.example:8443/a/b?c=1");
@@ -96,7 +113,20 @@ mod tests {
         assert!(r.headers().get("transfer-encoding").is_none());
         assert!(r.headers().get("expect").is_none());
         assert!(r.headers().get("host").is_none());
+        assert!(r.headers().get("connection").is_none());
         assert_eq!(r.headers().get("te").unwrap(), "trailers");
+    }
+
+    #[test]
+    fn a_head_with_more_fields_than_stack_slots_is_translated() {
+        let mut head = b"GET / HTTP/1.1\r\nHost: up\r\n".to_vec();
+        for i in 0..1100 {
+            head.extend_from_slice(format!("X-F{i}: {i}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let r = from_http1_head(&head, "http").unwrap();
+        assert_eq!(r.headers().len(), 1100);
+        assert_eq!(r.headers().get("x-f1099").unwrap(), "1099");
     }
 
     #[test]
