@@ -17,4 +17,5 @@ pub mod response_head;
 pub mod session;
 pub mod span;
 pub mod status;
+pub mod trailers;
 pub mod upgrade;
