@@ -334,6 +334,11 @@ impl ResponseSink for H2Sink {
         self.aborted = true;
     }
 
+    fn retract(&mut self) -> bool {
+        // HEADERS are queued at once: a started response cannot be taken back.
+        !self.committed
+    }
+
     fn committed(&self) -> bool {
         self.committed
     }
