@@ -89,6 +89,11 @@ pub trait ResponseSink {
     /// The response cannot be completed: end it so the client can tell (spec §4).
     fn abort(&mut self);
 
+    /// Takes back a final response none of whose bytes has left yet (a head still buffered),
+    /// so that an error can be answered in its place. True when no byte of a final response
+    /// was sent (`committed` is false afterwards); false when it is too late.
+    fn retract(&mut self) -> bool;
+
     /// Some byte of a final response has been sent.
     fn committed(&self) -> bool;
 }

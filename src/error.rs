@@ -40,11 +40,13 @@ pub enum UpstreamErrorKind {
     InvalidResponse,
     ResponseHeaderTimeout,
     RequestTimeout,
+    /// No byte of the response body arrived within `transport.http.read_timeout` (spec §6).
+    ReadTimeout,
 }
 
 impl UpstreamErrorKind {
     /// Every kind, in discriminant order (metrics index their counters with `kind as usize`).
-    pub const ALL: [UpstreamErrorKind; 13] = [
+    pub const ALL: [UpstreamErrorKind; 14] = [
         UpstreamErrorKind::ConnectRefused,
         UpstreamErrorKind::ConnectTimeout,
         UpstreamErrorKind::Dns,
@@ -58,6 +60,7 @@ impl UpstreamErrorKind {
         UpstreamErrorKind::InvalidResponse,
         UpstreamErrorKind::ResponseHeaderTimeout,
         UpstreamErrorKind::RequestTimeout,
+        UpstreamErrorKind::ReadTimeout,
     ];
 
     /// The label and `details.upstream_error` value.
@@ -76,13 +79,16 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::InvalidResponse => "invalid_response",
             UpstreamErrorKind::ResponseHeaderTimeout => "response_header_timeout",
             UpstreamErrorKind::RequestTimeout => "request_timeout",
+            UpstreamErrorKind::ReadTimeout => "read_timeout",
         }
     }
 
-    /// 504 for the two timeouts that wait on the upstream's answer, else 502.
+    /// 504 for the timeouts that wait on the upstream's answer, else 502.
     pub fn status(self) -> u16 {
         match self {
-            UpstreamErrorKind::ResponseHeaderTimeout | UpstreamErrorKind::RequestTimeout => 504,
+            UpstreamErrorKind::ResponseHeaderTimeout
+            | UpstreamErrorKind::RequestTimeout
+            | UpstreamErrorKind::ReadTimeout => 504,
             _ => 502,
         }
     }

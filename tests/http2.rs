@@ -191,7 +191,12 @@ fn a_stream_reset_mid_body_leaves_the_others_working() {
 #[test]
 fn an_upstream_failure_mid_body_resets_only_that_stream() {
     let e = Echo::start();
-    let d = dito(&e, "");
+    // Streamed as it comes, so the failure is mid-response: a held body that fails before
+    // any of it went out is a 502 instead (tests/hardening/response).
+    let d = Dito::start(&config(&format!(
+        "locations:\n  - path: '^/'\n    target_url: 'http://{}'\n    disable_response_buffering: true\n",
+        e.addr
+    )));
     run(async {
         let (client, done) = connect(d.addr).await;
         for mode in ["cl", "chunked", "cl-close", "chunked-close"] {

@@ -74,6 +74,9 @@ pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `transport.http.response_header_timeout`.
 pub const DEFAULT_RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// `transport.http.read_timeout` (between two reads of a response body; as nginx's
+/// `proxy_read_timeout`).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// `transport.http.expect_continue_timeout`.
 pub const DEFAULT_EXPECT_CONTINUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `transport.http.idle_conn_timeout`.

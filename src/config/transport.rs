@@ -24,6 +24,8 @@ pub struct HttpTransport {
     pub dial_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub response_header_timeout: Duration,
+    /// Longest wait for the next bytes of a response body (spec §6).
+    pub read_timeout: Duration,
     pub expect_continue_timeout: Duration,
     pub idle_conn_timeout: Duration,
     /// TCP keepalive interval.
@@ -52,6 +54,7 @@ pub(crate) struct TransportOverrides {
     dial_timeout: Option<Duration>,
     tls_handshake_timeout: Option<Duration>,
     response_header_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
     expect_continue_timeout: Option<Duration>,
     idle_conn_timeout: Option<Duration>,
     keep_alive: Option<Duration>,
@@ -95,6 +98,7 @@ impl TransportOverrides {
                 &at("response_header_timeout"),
                 r,
             ),
+            read_timeout: duration(&file.read_timeout, &at("read_timeout"), r),
             expect_continue_timeout: duration(
                 &file.expect_continue_timeout,
                 &at("expect_continue_timeout"),
@@ -180,6 +184,7 @@ impl TransportOverrides {
                 &self.response_header_timeout,
                 &base.response_header_timeout,
             ),
+            read_timeout: pick(&self.read_timeout, &base.read_timeout),
             expect_continue_timeout: pick(
                 &self.expect_continue_timeout,
                 &base.expect_continue_timeout,
@@ -212,6 +217,7 @@ impl TransportOverrides {
             response_header_timeout: self
                 .response_header_timeout
                 .unwrap_or(DEFAULT_RESPONSE_HEADER_TIMEOUT),
+            read_timeout: self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT),
             expect_continue_timeout: self
                 .expect_continue_timeout
                 .unwrap_or(DEFAULT_EXPECT_CONTINUE_TIMEOUT),
@@ -252,6 +258,7 @@ mod tests {
         assert_eq!(t.dial_timeout, Duration::from_secs(5));
         assert_eq!(t.tls_handshake_timeout, Duration::from_secs(5));
         assert_eq!(t.response_header_timeout, Duration::from_secs(60));
+        assert_eq!(t.read_timeout, Duration::from_secs(60));
         assert_eq!(t.expect_continue_timeout, Duration::from_secs(1));
         assert_eq!(t.idle_conn_timeout, Duration::from_secs(90));
         assert_eq!(t.keep_alive, Duration::from_secs(30));
@@ -270,6 +277,7 @@ mod tests {
             &block(|f| {
                 f.dial_timeout = Some("2s".into());
                 f.response_header_timeout = Some("7s".into());
+                f.read_timeout = Some("3s".into());
                 f.max_idle_conns = Some(10);
             }),
             "transport.http",
@@ -279,6 +287,7 @@ mod tests {
             &block(|f| {
                 f.dial_timeout = Some("1s".into());
                 f.max_conns_per_host = Some(4);
+                f.read_timeout = Some("500ms".into());
             }),
             "locations[0].transport.http",
             &mut r,
@@ -287,10 +296,43 @@ mod tests {
         let merged = local.over(&global).resolve();
         assert_eq!(merged.dial_timeout, Duration::from_secs(1));
         assert_eq!(merged.response_header_timeout, Duration::from_secs(7));
+        assert_eq!(merged.read_timeout, Duration::from_millis(500));
+        assert_eq!(global.resolve().read_timeout, Duration::from_secs(3));
         assert_eq!(merged.max_idle_conns, 10);
         assert_eq!(merged.max_conns_per_host, 4);
         assert_eq!(merged.idle_conn_timeout, DEFAULT_IDLE_CONN_TIMEOUT);
         assert_eq!(global.resolve().max_conns_per_host, 0);
+    }
+
+    #[test]
+    fn read_timeout_is_validated_like_the_other_durations() {
+        let mut r = Report::default();
+        TransportOverrides::validate(
+            &block(|f| f.read_timeout = Some("5".into())),
+            "locations[1].transport.http",
+            &mut r,
+        );
+        TransportOverrides::validate(
+            &block(|f| f.read_timeout = Some("-1s".into())),
+            "transport.http",
+            &mut r,
+        );
+        let errors: Vec<_> = r.errors.iter().map(|d| d.render("f")).collect();
+        assert_eq!(
+            errors,
+            [
+                "f: locations[1].transport.http.read_timeout: missing unit in duration \"5\"; write it with a unit such as \"5s\"",
+                "f: transport.http.read_timeout: negative duration \"-1s\" is not allowed",
+            ]
+        );
+        let mut r = Report::default();
+        let zero = TransportOverrides::validate(
+            &block(|f| f.read_timeout = Some("0s".into())),
+            "transport.http",
+            &mut r,
+        );
+        assert!(r.errors.is_empty());
+        assert_eq!(zero.resolve().read_timeout, Duration::ZERO);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::error::ProxyError;
 use crate::http::body::BodyError;
 use crate::http::request::HeadError;
 use crate::http::response::Response;
+use crate::http::trailers::forbidden_in_trailer;
 use crate::observe;
 use crate::pipeline::{self, RequestCtx};
 use crate::worker::state::WorkerState;
@@ -132,6 +133,10 @@ impl H2Body {
             Ok(Err(e)) => return Err(BodyError::Io(io::Error::other(e))),
         };
         for (name, value) in &fields {
+            // Fields a trailer may not carry are never forwarded (spec §3).
+            if forbidden_in_trailer(name.as_str().as_bytes()) {
+                continue;
+            }
             self.trailers.extend_from_slice(name.as_str().as_bytes());
             self.trailers.extend_from_slice(b": ");
             self.trailers.extend_from_slice(value.as_bytes());
@@ -327,6 +332,11 @@ impl ResponseSink for H2Sink {
     fn abort(&mut self) {
         self.reset(Reason::INTERNAL_ERROR);
         self.aborted = true;
+    }
+
+    fn retract(&mut self) -> bool {
+        // HEADERS are queued at once: a started response cannot be taken back.
+        !self.committed
     }
 
     fn committed(&self) -> bool {

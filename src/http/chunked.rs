@@ -3,8 +3,10 @@
 //! Fed whatever bytes have arrived, it reports how many it consumed and which of them are body
 //! data, so a caller can stream a chunked body through bounded buffers. Chunk extensions are
 //! accepted and dropped (spec §3), with the optional whitespace (BWS) RFC 9112 §7.1.1 allows
-//! before their `;`; trailer fields are kept, bounded, and validated. Every malformed size,
-//! line or terminator is an error: the connection it came from is closed.
+//! before their `;`; trailer fields are kept, bounded, and validated, and the fields a trailer
+//! may not carry are dropped (`super::trailers`), so a forwarded section is clean whichever
+//! direction it goes. Every malformed size, line or terminator is an error: the connection it
+//! came from is closed.
 
 use std::ops::Range;
 
@@ -215,6 +217,7 @@ impl ChunkedDecoder {
                     let section_len = t.len() - 2;
                     self.trailers.truncate(section_len);
                     validate_trailers(&self.trailers)?;
+                    super::trailers::retain_forwardable(&mut self.trailers);
                     self.state = State::Done;
                     return Ok(k + 1);
                 }

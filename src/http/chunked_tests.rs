@@ -85,6 +85,16 @@ fn keeps_trailers() {
 }
 
 #[test]
+fn drops_trailer_fields_a_trailer_may_not_carry() {
+    let input = b"3\r\nabc\r\n0\r\nContent-Length: 9\r\nX-Sum: 1\r\nHost: e\r\nTE: x\r\n\r\n";
+    for step in [1, 4, input.len()] {
+        let (body, trailers) = decode_all(input, step).unwrap();
+        assert_eq!(body, b"abc");
+        assert_eq!(trailers, b"X-Sum: 1\r\n");
+    }
+}
+
+#[test]
 fn stops_at_the_end_of_the_body() {
     let mut d = ChunkedDecoder::new(64);
     let input = b"0\r\n\r\nGET / HTTP/1.1\r\n";

@@ -136,13 +136,26 @@ impl<R: ReadSource> ConnReader<R> {
 
     /// Reads up to `max` bytes straight into the end of `out` (another buffer, typically a
     /// client's pending output), bypassing this reader's buffer: one copy fewer for bulk
-    /// bodies. Only valid when nothing is buffered here.
-    pub async fn read_into_vec(&mut self, mut out: Vec<u8>, max: usize) -> (ReadOutcome, Vec<u8>) {
+    /// bodies. Only valid when nothing is buffered here. Until `deadline` (None = none): a
+    /// read still waiting then is cancelled with `out`, which comes back empty (a timeout
+    /// always ends the exchange).
+    pub async fn read_into_vec(
+        &mut self,
+        mut out: Vec<u8>,
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> (ReadOutcome, Vec<u8>) {
         debug_assert!(!self.has_buffered());
         out.reserve(max);
         let len = out.len();
         let slice = out.slice_mut(len..len + max);
-        let (res, slice) = self.io.read_some(slice).await;
+        let (res, slice) = match deadline {
+            None => self.io.read_some(slice).await,
+            Some(d) => match monoio::time::timeout_at(d, self.io.read_some(slice)).await {
+                Ok(r) => r,
+                Err(_) => return (ReadOutcome::TimedOut, Vec::new()),
+            },
+        };
         let out = slice.into_inner();
         let outcome = match res {
             Ok(0) => ReadOutcome::Eof,

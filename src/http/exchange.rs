@@ -86,11 +86,14 @@ pub struct H1Sink<'c, W> {
     client_gone: bool,
     /// The writer's byte count when the exchange began.
     written_at_start: u64,
+    /// Where the final head starts in the writer's buffer while none of it was written.
+    unsent_head: Option<usize>,
 }
 
 impl<W: WriteSink> H1Sink<'_, W> {
     /// Flushes the output, remembering a failure: the client left.
     async fn flush_out(&mut self) -> io::Result<()> {
+        self.unsent_head = None;
         let r = self.writer.flush().await;
         self.client_gone |= r.is_err();
         r
@@ -142,6 +145,7 @@ impl<W: WriteSink> ResponseSink for H1Sink<'_, W> {
         let http10 = self.http10;
         let mut chunked = false;
         let out = self.writer.buffer();
+        self.unsent_head = Some(out.len());
         write_status_line(out, head.status, head.reason);
         head.headers.write_h1(out);
         match length {
@@ -225,6 +229,22 @@ impl<W: WriteSink> ResponseSink for H1Sink<'_, W> {
         self.close_after = true;
     }
 
+    fn retract(&mut self) -> bool {
+        if !self.committed {
+            return true;
+        }
+        // The head waits in the buffer for the first body bytes; until they go, it can go.
+        let Some(at) = self.unsent_head.take() else {
+            return false;
+        };
+        self.writer.buffer().truncate(at);
+        self.committed = false;
+        self.chunked = false;
+        self.close_after = false;
+        self.status = 0;
+        true
+    }
+
     fn committed(&self) -> bool {
         self.committed
     }
@@ -272,6 +292,7 @@ impl<'c, R: ReadSource, W: WriteSink> H1Exchange<'c, R, W> {
                 status: 0,
                 client_gone: false,
                 written_at_start,
+                unsent_head: None,
             },
             request_id,
         }

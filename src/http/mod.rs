@@ -15,5 +15,7 @@ pub mod request;
 pub mod response;
 pub mod response_head;
 pub mod session;
+pub mod span;
 pub mod status;
+pub mod trailers;
 pub mod upgrade;

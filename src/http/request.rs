@@ -9,9 +9,9 @@
 //! shared state.
 
 use std::mem::MaybeUninit;
-use std::ops::Range;
 
 use super::limits::{HeadLimits, HeadersWithUnderscores};
+use super::span::{slice, span_within, Span};
 use crate::config::MAX_HEADERS_CEILING;
 
 /// Why a request head was refused; the session maps each to a status and closes.
@@ -60,8 +60,6 @@ pub enum TargetForm {
     Authority,
 }
 
-type Span = Range<u32>;
-
 /// One header field as spans into [`RequestHead::raw`].
 #[derive(Debug, Clone)]
 struct HeaderSpan {
@@ -94,10 +92,6 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// The client allows the connection to stay open after this exchange.
     pub keep_alive: bool,
-}
-
-fn slice<'a>(raw: &'a [u8], s: &Span) -> &'a [u8] {
-    &raw[s.start as usize..s.end as usize]
 }
 
 impl RequestHead {
@@ -314,9 +308,11 @@ fn has_bare_lf(head: &[u8]) -> bool {
     memchr::memchr_iter(b'\n', &head[start..]).any(|i| i == 0 || head[start + i - 1] != b'\r')
 }
 
-fn span_of(base: &[u8], part: &[u8]) -> Span {
-    let start = part.as_ptr() as usize - base.as_ptr() as usize;
-    start as u32..(start + part.len()) as u32
+/// The span of a part of the head in `base`. Every part httparse returns for a request is a
+/// slice of the buffer it parsed, but a pointer difference is never trusted blindly (see
+/// `http::span`): a part from anywhere else is refused instead of becoming a wild offset.
+fn span_of(base: &[u8], part: &[u8]) -> Result<Span, HeadError> {
+    span_within(base, part).ok_or(HeadError::BadRequest("malformed request head"))
 }
 
 fn build_head(
@@ -346,8 +342,8 @@ fn build_head(
         }
         facts.observe(raw, h.name, h.value, version)?;
         headers.push(HeaderSpan {
-            name: span_of(raw, h.name.as_bytes()),
-            value: span_of(raw, h.value),
+            name: span_of(raw, h.name.as_bytes())?,
+            value: span_of(raw, h.value)?,
         });
     }
     let framing = facts.framing(version)?;
@@ -355,7 +351,7 @@ fn build_head(
     let (form, path, query, authority) = split_target(method, target_bytes)?;
 
     let host = match (authority, facts.host) {
-        (Some(a), _) => Some(span_of(raw, a)),
+        (Some(a), _) => Some(span_of(raw, a)?),
         (None, Some(h)) => Some(h),
         (None, None) if version == Version::Http11 => {
             return Err(HeadError::BadRequest("missing Host header"));
@@ -367,10 +363,10 @@ fn build_head(
         Version::Http10 => facts.conn_keep_alive && !facts.conn_close,
     };
     Ok(RequestHead {
-        method: span_of(raw, method.as_bytes()),
-        target: span_of(raw, target_bytes),
-        path: span_of(raw, path),
-        query: query.map(|q| span_of(raw, q)),
+        method: span_of(raw, method.as_bytes())?,
+        target: span_of(raw, target_bytes)?,
+        path: span_of(raw, path)?,
+        query: query.map(|q| span_of(raw, q)).transpose()?,
         host,
         headers,
         version,

@@ -73,7 +73,10 @@ impl RequestHead {
         }
         let t = &raw[target_span.start as usize..target_span.end as usize];
         let (form, path, query, _) = split_target(method_str, t)?;
-        let (path, query) = (span_of(&raw, path), query.map(|q| span_of(&raw, q)));
+        let (path, query) = (
+            span_of(&raw, path)?,
+            query.map(|q| span_of(&raw, q)).transpose()?,
+        );
         Ok(RequestHead {
             method: method_span,
             target: target_span,

@@ -70,7 +70,7 @@ impl HeaderFacts {
             if !is_valid_authority(value) {
                 return Err(HeadError::BadRequest("invalid Host header"));
             }
-            self.host = Some(span_of(raw, value));
+            self.host = Some(span_of(raw, value)?);
         } else if n.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',') {
                 let t = token.trim_ascii();

@@ -6,7 +6,8 @@
 //! head are invalid (502, and the upstream connection is closed). Runs on a worker thread.
 
 use std::mem::MaybeUninit;
-use std::ops::Range;
+
+use super::span::{slice, span_within, Span};
 
 /// Largest upstream response head accepted.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -27,8 +28,6 @@ pub enum ResponseFraming {
 /// Why an upstream response head is unusable (always `invalid_response`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidResponse(pub &'static str);
-
-type Span = Range<u32>;
 
 /// The allocations of a response head, kept with an upstream connection between responses
 /// so the steady path allocates nothing.
@@ -52,13 +51,36 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
-fn slice<'a>(raw: &'a [u8], s: &Span) -> &'a [u8] {
-    &raw[s.start as usize..s.end as usize]
+/// The span of a header name or value httparse found in `raw` (always a slice of it).
+fn field_span(raw: &[u8], part: &[u8]) -> Result<Span, InvalidResponse> {
+    span_within(raw, part).ok_or(InvalidResponse("malformed response head"))
 }
 
-fn span_of(base: &[u8], part: &[u8]) -> Span {
-    let start = part.as_ptr() as usize - base.as_ptr() as usize;
-    start as u32..(start + part.len()) as u32
+/// The reason phrase exactly as sent, read from the status line itself: httparse reports a
+/// missing phrase, and one with obs-text (bytes 0x80–0xFF, legal in a reason phrase), as a
+/// static `""` that is no part of the buffer. `raw` is a head httparse accepted: optional
+/// empty lines, then `HTTP/1.x NNN`, then either the line end or one SP and the phrase (only
+/// HTAB, SP, VCHAR and obs-text) up to CR LF or LF.
+fn reason_span(raw: &[u8]) -> Span {
+    let start = raw
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(raw.len());
+    let line = &raw[start..];
+    let end = memchr::memchr(b'\n', line).unwrap_or(line.len());
+    let line = &line[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // "HTTP/1.1 200" is 12 bytes; a phrase follows one SP.
+    const CODE_END: usize = 12;
+    if line.len() <= CODE_END || line[CODE_END] != b' ' {
+        return 0..0;
+    }
+    let from = start + CODE_END + 1;
+    let to = start + line.len();
+    match (u32::try_from(from), u32::try_from(to)) {
+        (Ok(a), Ok(b)) => a..b,
+        _ => 0..0,
+    }
 }
 
 impl ResponseHead {
@@ -132,7 +154,6 @@ pub fn parse_response_head_into(
     if !(100..=999).contains(&code) {
         return Err(InvalidResponse("invalid status code"));
     }
-    let reason = resp.reason.unwrap_or("");
     let mut headers = std::mem::take(&mut storage.headers);
     headers.clear();
     headers.reserve(resp.headers.len());
@@ -162,7 +183,7 @@ pub fn parse_response_head_into(
                 conn_keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-        headers.push((span_of(raw, name), span_of(raw, h.value)));
+        headers.push((field_span(raw, name)?, field_span(raw, h.value)?));
     }
     if te_chunked && content_length.is_some() {
         return Err(InvalidResponse("both Content-Length and Transfer-Encoding"));
@@ -184,7 +205,7 @@ pub fn parse_response_head_into(
         framing != ResponseFraming::Close && !conn_close && (http11 || conn_keep_alive);
     Ok(Some((
         ResponseHead {
-            reason: span_of(raw, reason.as_bytes()),
+            reason: reason_span(raw),
             headers,
             status: code,
             http11,
@@ -268,6 +289,53 @@ mod tests {
         assert_eq!(h.reason(), b"Very Custom");
         let hs: Vec<_> = h.headers().collect();
         assert_eq!(hs, [(&b"X-A"[..], &b"1"[..]), (&b"x-b"[..], &b"2"[..])]);
+    }
+
+    #[test]
+    fn a_missing_reason_phrase_is_empty() {
+        // httparse reports these as a static "" (issue 17: a worker panicked on them).
+        for raw in [
+            &b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\n"[..],
+            b"HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\n",
+            b"HTTP/1.1 200\nContent-Length: 2\n\n",
+            b"\r\nHTTP/1.1 200\r\nContent-Length: 2\r\n\r\n",
+        ] {
+            let h = ok(raw, false);
+            assert_eq!(h.status, 200);
+            assert_eq!(h.reason(), b"", "{}", String::from_utf8_lossy(raw));
+            assert_eq!(h.framing, ResponseFraming::Length(2));
+            assert_eq!(h.header("content-length"), Some(&b"2"[..]));
+        }
+    }
+
+    #[test]
+    fn an_obs_text_reason_phrase_is_kept_as_sent() {
+        let h = ok(b"HTTP/1.1 200 \xfc\r\nContent-Length: 2\r\n\r\n", false);
+        assert_eq!(h.reason(), b"\xfc");
+        assert_eq!(h.header("content-length"), Some(&b"2"[..]));
+        let h = ok(b"HTTP/1.0 404 Nicht gef\xc3\xbcnden \t\n\n", false);
+        assert_eq!(h.reason(), b"Nicht gef\xc3\xbcnden \t");
+        let h = ok(b"\r\n\nHTTP/1.1 299 X\x80Y\r\n\r\n", false);
+        assert_eq!(h.reason(), b"X\x80Y");
+    }
+
+    #[test]
+    fn every_reason_byte_parses_or_is_refused_without_panicking() {
+        for b in 0..=255u8 {
+            if b >= 0x80 {
+                let head = [&b"HTTP/1.1 200 "[..], &[b], b"\r\n\r\n"].concat();
+                assert_eq!(ok(&head, false).reason(), [b]);
+            }
+            for head in [
+                [&b"HTTP/1.1 200 "[..], &[b], b"\r\nX: 1\r\n\r\n"].concat(),
+                [&b"HTTP/1.1 200"[..], &[b], b"\r\n\r\n"].concat(),
+            ] {
+                if let Ok(Some((h, _))) = parse_response_head(&head, false) {
+                    let reason = h.reason();
+                    assert!(reason.is_empty() || reason == [b], "{b:#x}: {reason:?}");
+                }
+            }
+        }
     }
 
     #[test]

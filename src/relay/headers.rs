@@ -1,9 +1,10 @@
 //! The response head Dito sends for an upstream response (spec §4).
 //!
 //! Hop-by-hop fields are dropped (with those `Connection` names), framing fields are dropped
-//! when the body is re-framed, the upstream's `X-Request-ID` is replaced by Dito's, the
-//! security headers are added when absent, and `X-Response-Time` is set. Interim (1xx)
-//! responses only lose their hop-by-hop fields. Worker thread.
+//! when the body is re-framed and never relayed on a 1xx or 204 (RFC 9110 §8.6, RFC 9112
+//! §6.1), the upstream's `X-Request-ID` is replaced by Dito's, the security headers are added
+//! when absent, and `X-Response-Time` is set. Interim (1xx) responses only lose their
+//! hop-by-hop and framing fields. Worker thread.
 
 use std::time::Duration;
 
@@ -80,22 +81,33 @@ impl<'a> HopByHop<'a> {
     }
 }
 
-/// Headers for an interim response: the upstream's, less hop-by-hop fields.
+/// Headers for an interim response: the upstream's, less hop-by-hop and framing fields.
 pub fn interim_headers(up: &ResponseHead) -> HeaderList {
     let mut out = HeaderList::with_capacity(4, 128);
     let hop = HopByHop::of(up);
     for (n, v) in up.headers() {
-        if !hop.contains(n) {
+        if !hop.contains(n) && !is_framing_field(n) {
             out.push(n, v);
         }
     }
     out
 }
 
+/// `Content-Length` or `Transfer-Encoding`.
+fn is_framing_field(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
+}
+
+/// A status whose responses never carry a framing field: 1xx and 204 (RFC 9110 §8.6, RFC 9112
+/// §6.1). A 304 and a response to HEAD may carry them, and keep the upstream's.
+fn never_framed(status: u16) -> bool {
+    status < 200 || status == 204
+}
+
 /// Headers for the final response. Framing fields: a Content-Length body keeps the
 /// upstream's field where and as it was sent (one field, even if the upstream repeated it);
-/// chunked and close-delimited bodies lose theirs (Dito frames them); bodiless responses (HEAD,
-/// 204, 304) keep the upstream's fields untouched.
+/// chunked and close-delimited bodies lose theirs (Dito frames them); responses to HEAD and
+/// 304s keep the upstream's fields untouched; 204 (and 101) never carry one.
 /// `tls`: the client connection is TLS, so HSTS is added when absent (spec §4).
 pub fn final_headers(
     up: &ResponseHead,
@@ -119,6 +131,7 @@ pub fn final_headers_into(
     out.clear();
     let (mut nosniff, mut frame, mut referrer, mut hsts) = (false, false, false, !tls);
     let mut length_written = false;
+    let unframed = never_framed(up.status);
     let hop = HopByHop::of(up);
     for (n, v) in up.headers() {
         if hop.contains(n) || n.eq_ignore_ascii_case(b"x-request-id") {
@@ -127,6 +140,7 @@ pub fn final_headers_into(
         let is_length = n.eq_ignore_ascii_case(b"content-length");
         let is_te = n.eq_ignore_ascii_case(b"transfer-encoding");
         match up.framing {
+            ResponseFraming::None if unframed && (is_length || is_te) => continue,
             ResponseFraming::None => {}
             ResponseFraming::Length(len) if is_length => {
                 if !length_written {
@@ -202,7 +216,57 @@ fn format_millis(d: Duration, out: &mut [u8; 32]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::http::response_head::parse_response_head;
+
+    fn names(hs: &HeaderList) -> Vec<String> {
+        hs.iter()
+            .map(|(n, _)| String::from_utf8_lossy(n).to_ascii_lowercase())
+            .collect()
+    }
+
+    fn head(raw: &str, head_request: bool) -> ResponseHead {
+        parse_response_head(raw.as_bytes(), head_request)
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn no_framing_field_on_204_or_1xx() {
+        let t = Duration::ZERO;
+        for raw in [
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n",
+        ] {
+            let hs = final_headers(&head(raw, false), "id", t, false);
+            let n = names(&hs);
+            assert!(n.contains(&"x-a".to_owned()), "{n:?}");
+            assert!(!n.contains(&"content-length".to_owned()), "{raw}: {n:?}");
+            assert!(!n.contains(&"transfer-encoding".to_owned()), "{raw}: {n:?}");
+        }
+        for raw in [
+            "HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\nLink: </a>\r\n\r\n",
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(names(&interim_headers(&head(raw, false))), ["link"]);
+        }
+    }
+
+    #[test]
+    fn a_304_and_a_head_response_keep_their_length() {
+        let t = Duration::ZERO;
+        let not_modified = head(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+            false,
+        );
+        let hs = final_headers(&not_modified, "id", t, false);
+        assert!(hs.iter().any(|f| f == (&b"Content-Length"[..], &b"5"[..])));
+        let to_head = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true);
+        let hs = final_headers(&to_head, "id", t, false);
+        assert!(hs.iter().any(|f| f == (&b"Content-Length"[..], &b"5"[..])));
+    }
 
     #[test]
     fn number_formatting() {

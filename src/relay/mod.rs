@@ -7,7 +7,12 @@
 //! bytes keep coming: a body that ends inside is sent with an exact Content-Length (chunked when
 //! it has trailers); one that crosses the limit inside becomes a clean 413; one that passes
 //! 1 MiB, pauses for 50 ms, or finds the worker already holding 64 MiB is sent as held and the
-//! rest streams. Crossing the limit while streaming aborts. Worker thread.
+//! rest streams. Crossing the limit while streaming aborts. Each read of the body waits at
+//! most `transport.http.read_timeout`. Worker thread.
+//!
+//! The read timeout costs nothing for a body that arrived with its head (no read, no timer);
+//! a read that waits carries one timer-wheel entry (inserted when the read first waits, removed
+//! when it ends: no allocation, no syscall) and a clock read to set its deadline.
 
 pub mod decode;
 pub mod headers;
@@ -19,10 +24,13 @@ use std::io;
 use std::pin::pin;
 use std::time::Duration;
 
+use monoio::time::Instant;
+
 use crate::downstream::{BodyLength, OutHead, ResponseSink};
+use crate::error::UpstreamErrorKind;
 use crate::http::conn::{ConnReader, ReadOutcome, ReadSource};
 use crate::http::response_head::ResponseFraming;
-use decode::BodyDecoder;
+use decode::{BodyDecoder, FramingError};
 
 /// Most bytes of one unknown-length body held before it streams.
 pub const HOLD_WINDOW: u64 = 1024 * 1024;
@@ -37,8 +45,10 @@ pub const WORKER_HOLD_BUDGET: usize = 64 * 1024 * 1024;
 /// Why a body relay stopped early.
 #[derive(Debug)]
 pub enum RelayError {
-    /// The upstream closed, reset, or broke its framing mid-body: abort the client response.
-    Upstream,
+    /// The upstream failed mid-body: it closed or reset (`Reset`), broke its framing
+    /// (`InvalidResponse`), or sent nothing for `read_timeout` (`ReadTimeout`). The client's
+    /// response is aborted, or answered with this error if none of it was sent yet.
+    Upstream(UpstreamErrorKind),
     /// Writing to the client failed: the client is gone.
     Client(io::Error),
     /// The body crossed the limit while held: nothing was sent, answer 413.
@@ -88,6 +98,36 @@ pub struct RelayPlan<'a> {
     /// Hold unknown-length bodies first (off for SSE and `disable_response_buffering`).
     pub buffering: bool,
     pub held: &'a HeldBytes,
+    /// `transport.http.read_timeout`: the longest wait for body bytes (None = no limit).
+    pub read_timeout: Option<Duration>,
+}
+
+/// The deadline of a read starting now.
+fn read_deadline(read_timeout: Option<Duration>) -> Option<Instant> {
+    read_timeout.map(|t| Instant::now() + t)
+}
+
+/// A chunk the upstream framed wrongly.
+fn malformed(_: FramingError) -> RelayError {
+    RelayError::Upstream(UpstreamErrorKind::InvalidResponse)
+}
+
+/// What a finished read means for the body: more bytes, its end (close-delimited), or the
+/// upstream failing it.
+fn after_read(outcome: ReadOutcome, dec: &mut BodyDecoder) -> Result<(), RelayError> {
+    match outcome {
+        ReadOutcome::Data => Ok(()),
+        ReadOutcome::Eof => dec.on_eof().map_err(|_| failed_read(&outcome)),
+        _ => Err(failed_read(&outcome)),
+    }
+}
+
+/// A read that ended the body early: silence for `read_timeout`, or a close or reset.
+fn failed_read(outcome: &ReadOutcome) -> RelayError {
+    RelayError::Upstream(match outcome {
+        ReadOutcome::TimedOut => UpstreamErrorKind::ReadTimeout,
+        _ => UpstreamErrorKind::Reset,
+    })
 }
 
 /// Sends the response head and relays the body that follows it.
@@ -104,7 +144,7 @@ pub async fn relay<R: ReadSource, S: ResponseSink>(
     };
     if !plan.buffering || length != BodyLength::Unknown {
         send_head(sink, plan, length).await?;
-        return stream(up, &mut dec, sink, plan.limit, 0).await;
+        return stream(up, &mut dec, sink, plan, 0).await;
     }
     hold_then_stream(up, &mut dec, plan, sink).await
 }
@@ -134,7 +174,7 @@ async fn hold_then_stream<R: ReadSource, S: ResponseSink>(
     };
     loop {
         while up.has_buffered() && !dec.is_done() {
-            let piece = dec.step(up.buffered()).map_err(|_| RelayError::Upstream)?;
+            let piece = dec.step(up.buffered()).map_err(malformed)?;
             if let Some(r) = piece.data {
                 let data = &up.buffered()[r];
                 let room = if (window as u64) < plan.limit {
@@ -154,7 +194,7 @@ async fn hold_then_stream<R: ReadSource, S: ResponseSink>(
                     sink.send_body(rest).await.map_err(RelayError::Client)?;
                     up.consume(piece.consumed);
                     drop(guard);
-                    return stream(up, dec, sink, plan.limit, seen).await;
+                    return stream(up, dec, sink, plan, seen).await;
                 }
                 held.extend_from_slice(data);
                 guard.set(held.len());
@@ -175,11 +215,11 @@ async fn hold_then_stream<R: ReadSource, S: ResponseSink>(
         if plan.held.get() > WORKER_HOLD_BUDGET {
             flush_held(sink, plan, &held).await?;
             drop(guard);
-            return stream(up, dec, sink, plan.limit, held.len() as u64).await;
+            return stream(up, dec, sink, plan, held.len() as u64).await;
         }
         // Wait for more; after HOLD_IDLE of silence, send what is held and keep waiting.
         let (outcome, flushed) = {
-            let mut fill = pin!(up.fill(None));
+            let mut fill = pin!(up.fill(read_deadline(plan.read_timeout)));
             let first = monoio::select! {
                 r = &mut fill => Some(r),
                 _ = monoio::time::sleep(HOLD_IDLE) => None,
@@ -192,14 +232,10 @@ async fn hold_then_stream<R: ReadSource, S: ResponseSink>(
                 }
             }
         };
-        match outcome {
-            ReadOutcome::Data => {}
-            ReadOutcome::Eof => dec.on_eof().map_err(|_| RelayError::Upstream)?,
-            ReadOutcome::TimedOut | ReadOutcome::Failed(_) => return Err(RelayError::Upstream),
-        }
+        after_read(outcome, dec)?;
         if flushed {
             drop(guard);
-            return stream(up, dec, sink, plan.limit, held.len() as u64).await;
+            return stream(up, dec, sink, plan, held.len() as u64).await;
         }
     }
 }
@@ -236,12 +272,13 @@ async fn stream<R: ReadSource, S: ResponseSink>(
     up: &mut ConnReader<R>,
     dec: &mut BodyDecoder,
     sink: &mut S,
-    limit: u64,
+    plan: &RelayPlan<'_>,
     mut seen: u64,
 ) -> Result<(), RelayError> {
+    let limit = plan.limit;
     loop {
         while up.has_buffered() && !dec.is_done() {
-            let piece = dec.step(up.buffered()).map_err(|_| RelayError::Upstream)?;
+            let piece = dec.step(up.buffered()).map_err(malformed)?;
             if let Some(r) = piece.data {
                 seen += r.len() as u64;
                 if seen > limit {
@@ -268,13 +305,15 @@ async fn stream<R: ReadSource, S: ResponseSink>(
                 // copy fewer per byte.
                 let max = (*remaining).min(DIRECT_READ as u64) as usize;
                 let pending = out.len();
-                let (outcome, filled) = up.read_into_vec(std::mem::take(out), max).await;
+                let deadline = read_deadline(plan.read_timeout);
+                let (outcome, filled) = up.read_into_vec(std::mem::take(out), max, deadline).await;
                 let got = filled.len().saturating_sub(pending);
                 if let Some(b) = sink.raw_body_buffer() {
                     *b = filled;
                 }
                 if !matches!(outcome, ReadOutcome::Data) {
-                    return Err(RelayError::Upstream);
+                    // A length-delimited body never ends with the connection.
+                    return Err(failed_read(&outcome));
                 }
                 *remaining -= got as u64;
                 seen += got as u64;
@@ -283,11 +322,8 @@ async fn stream<R: ReadSource, S: ResponseSink>(
             }
         }
         sink.flush().await.map_err(RelayError::Client)?;
-        match up.fill(None).await {
-            ReadOutcome::Data => {}
-            ReadOutcome::Eof => dec.on_eof().map_err(|_| RelayError::Upstream)?,
-            ReadOutcome::TimedOut | ReadOutcome::Failed(_) => return Err(RelayError::Upstream),
-        }
+        let outcome = up.fill(read_deadline(plan.read_timeout)).await;
+        after_read(outcome, dec)?;
     }
 }
 
@@ -332,6 +368,9 @@ mod tests {
             Ok(())
         }
         fn abort(&mut self) {}
+        fn retract(&mut self) -> bool {
+            self.length.is_none()
+        }
         fn committed(&self) -> bool {
             self.length.is_some()
         }
@@ -361,6 +400,7 @@ mod tests {
                 limit: 1 << 20,
                 buffering: true,
                 held: &held,
+                read_timeout: None,
             };
             let mut sink = Recorder::default();
             relay(&mut up, &plan, &mut sink).await.unwrap();

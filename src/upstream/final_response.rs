@@ -10,7 +10,7 @@ use std::pin::{pin, Pin};
 use super::forward::{Attempt, Forward, ForwardError};
 use super::upload::{body_finished, Upload};
 use crate::downstream::{OutHead, ResponseSink};
-use crate::error::{ProxyError, UpstreamErrorKind};
+use crate::error::ProxyError;
 use crate::http::conn::{ConnReader, ReadSource};
 use crate::http::headers::HeaderList;
 use crate::http::response_head::{ResponseFraming, ResponseHead};
@@ -86,6 +86,7 @@ where
         limit,
         buffering: f.route.buffering && !is_event_stream(final_head),
         held: &f.worker.held,
+        read_timeout: Some(f.route.transport.read_timeout).filter(|t| !t.is_zero()),
     };
 
     // Relay the body while any upload still in flight goes on beside it.
@@ -105,9 +106,18 @@ where
     };
     match relayed {
         Ok(()) => {}
-        Err(RelayError::Upstream) => {
-            // The upstream failed mid-body: the client gets a cut response (spec §4).
-            f.worker.metrics.upstream_error(UpstreamErrorKind::Reset);
+        Err(RelayError::Upstream(kind)) => {
+            tracing::debug!(upstream = %f.route.key.host, kind = kind.as_str(), request_id = f.request_id, "upstream failed mid-body");
+            if sink.retract() {
+                // No byte of the response reached the client: it gets the error instead (502
+                // `invalid_response` or `reset`, 504 `read_timeout`; counted when answered).
+                return Err(Attempt::Failed(ForwardError::Respond(
+                    ProxyError::Upstream(kind),
+                )));
+            }
+            // Too late for that: the client gets a cut response (spec §4), and the access
+            // line the upstream's status with `aborted=true`, never the client's 499.
+            f.worker.metrics.upstream_error(kind);
             sink.abort();
             return Err(Attempt::Done);
         }

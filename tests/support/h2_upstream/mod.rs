@@ -19,6 +19,8 @@
 //!   200 `ok`;
 //! - `/reset-mid-body` → `content-length: 1000000`, 10000 pattern bytes, then RST_STREAM
 //!   INTERNAL_ERROR;
+//! - `/stall/N` → `content-length: 2N`, N pattern bytes, then silence (30 s at most);
+//! - `/drip/N?ms=M` → `content-length: N`, the N pattern bytes one every M ms;
 //! - `/status/N` → status N, empty body; anything else → 404.
 //!
 //! Options: the announced `max_concurrent_streams` (default 100), a delay before the server's

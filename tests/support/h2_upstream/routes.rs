@@ -1,6 +1,6 @@
 //! What the HTTP/2 test upstream answers, per path (`/echo`, `/bytes/N`, `/nolength/N`,
-//! `/echo-body`, `/slow-head`, `/hold`, `/reset-mid-body`, `/status/N`), and the helpers that
-//! send bodies within the stream's flow-control window.
+//! `/echo-body`, `/slow-head`, `/hold`, `/reset-mid-body`, `/stall/N`, `/drip/N`,
+//! `/status/N`), and the helpers that send bodies within the stream's flow-control window.
 
 use super::*;
 
@@ -30,6 +30,10 @@ pub(super) enum Body {
     Pattern(usize),
     /// 10000 pattern bytes, then RST_STREAM INTERNAL_ERROR.
     CutByReset,
+    /// N pattern bytes of the 2N announced, then silence with the stream open (30 s at most).
+    Stall(usize),
+    /// N pattern bytes, one at a time, this long apart.
+    Drip(usize, Duration),
 }
 
 pub(super) async fn handle(
@@ -62,6 +66,18 @@ pub(super) async fn handle(
             // write the 10000 bytes (they fit the peer's initial window) before resetting.
             tokio::time::sleep(Duration::from_millis(200)).await;
             out.send_reset(h2::Reason::INTERNAL_ERROR);
+            Ok(())
+        }
+        Body::Stall(n) => {
+            send_all(&mut out, pattern_at(0, n), false).await?;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        }
+        Body::Drip(n, gap) => {
+            for i in 0..n {
+                tokio::time::sleep(gap).await;
+                send_all(&mut out, pattern_at(i, 1), i + 1 == n).await?;
+            }
             Ok(())
         }
     }
@@ -143,6 +159,13 @@ pub(super) async fn route(
     }
     if path == "/reset-mid-body" {
         return (octets(Some(1_000_000)), Body::CutByReset);
+    }
+    if let Some(Ok(n)) = path.strip_prefix("/stall/").map(str::parse::<usize>) {
+        return (octets(Some(2 * n)), Body::Stall(n));
+    }
+    if let Some(Ok(n)) = path.strip_prefix("/drip/").map(str::parse::<usize>) {
+        let gap = ms(parts.uri.query().unwrap_or(""));
+        return (octets(Some(n)), Body::Drip(n, gap));
     }
     if let Some(Ok(code)) = path.strip_prefix("/status/").map(str::parse::<u16>) {
         if (200..=999).contains(&code) {
