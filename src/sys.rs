@@ -1,6 +1,7 @@
 //! IO glue the standard library and monoio do not provide (design §4 allows `unsafe` here):
-//! SO_LINGER through the raw fd, and a client stream whose close can be a pure reset. Each call
-//! works on a raw fd the caller owns and keeps open.
+//! SO_LINGER through the raw fd, a non-blocking peek that tells whether an idle socket has
+//! heard from its peer, and a client stream whose close can be a pure reset. Each call works
+//! on a raw fd the caller owns and keeps open.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -49,6 +50,25 @@ pub fn set_nodelay(fd: RawFd) -> bool {
         )
     };
     rc == 0
+}
+
+/// Whether an idle socket is still quiet: nothing to read, no end of stream, no error. One
+/// non-blocking `recv(MSG_PEEK | MSG_DONTWAIT)` of one byte, which consumes nothing. A pooled
+/// upstream connection that is not quiet was closed by its peer (FIN, RST, a TLS
+/// close_notify) or sent bytes nobody asked for; either way it must not carry a request.
+pub fn socket_is_quiet(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `fd` is an open socket owned by the caller for the duration of the call, and
+    // `byte` is a valid, writable buffer of the one byte the call may write.
+    let rc = unsafe {
+        libc::recv(
+            fd,
+            std::ptr::addr_of_mut!(byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
 /// A client TCP stream whose graceful half-close can be suppressed.
