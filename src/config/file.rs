@@ -91,6 +91,7 @@ pub(crate) struct RequestLimitsFile {
     pub keep_alive_timeout: Option<String>,
     pub body_idle_timeout: Option<String>,
     pub max_request_body_size: Option<u64>,
+    pub send_timeout: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -298,6 +299,7 @@ impl RequestLimitsFile {
             keep_alive_timeout: f.duration("keep_alive_timeout", r),
             body_idle_timeout: f.duration("body_idle_timeout", r),
             max_request_body_size: f.uint("max_request_body_size", r),
+            send_timeout: f.duration("send_timeout", r),
         };
         f.finish(r);
         Some(out)

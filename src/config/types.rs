@@ -132,6 +132,9 @@ pub struct RequestLimits {
     pub body_idle_timeout: Duration,
     /// 0 = no request body is accepted.
     pub max_request_body_size: u64,
+    /// A write to the client that makes no progress for this long aborts the connection;
+    /// zero = no limit.
+    pub send_timeout: Duration,
 }
 
 /// One route.

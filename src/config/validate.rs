@@ -365,6 +365,7 @@ fn request_limits(file: &FileConfig, r: &mut Report) -> RequestLimits {
         max_request_body_size: f
             .max_request_body_size
             .unwrap_or(DEFAULT_MAX_REQUEST_BODY_SIZE),
+        send_timeout: timeout(&f.send_timeout, "send_timeout", DEFAULT_SEND_TIMEOUT, r),
     }
 }
 

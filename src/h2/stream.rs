@@ -1,8 +1,9 @@
 //! One HTTP/2 stream as a pipeline exchange: [`H2Body`] reads DATA frames and releases
 //! flow-control capacity as the pipeline consumes the bytes; [`H2Sink`] sends the response
 //! with `SendResponse`/`SendStream`, waiting for send capacity so a slow client holds back
-//! the relay instead of growing a buffer. An abort resets only this stream
-//! (RST_STREAM INTERNAL_ERROR); the connection and its other streams carry on.
+//! the relay instead of growing a buffer (at most `send_timeout` per wait). An abort resets
+//! only this stream (RST_STREAM INTERNAL_ERROR); the connection and its other streams carry
+//! on.
 
 use std::future::poll_fn;
 use std::io;
@@ -19,6 +20,7 @@ use super::head::{self, is_connection_specific, H2HeadError};
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink, SinkReport};
 use crate::error::ProxyError;
 use crate::http::body::BodyError;
+use crate::http::limits::SessionLimits;
 use crate::http::request::HeadError;
 use crate::http::response::Response;
 use crate::observe;
@@ -38,7 +40,7 @@ pub async fn serve_stream(
     let (parts, recv) = req.into_parts();
     let end_of_stream = recv.is_end_stream();
     let head_only = parts.method == http::Method::HEAD;
-    let mut exchange = H2Exchange::new(recv, respond, limits.body_idle_timeout, head_only);
+    let mut exchange = H2Exchange::new(recv, respond, &limits, head_only);
     let head = match head::build(&parts, end_of_stream, &limits.head) {
         Ok(h) => h,
         Err(H2HeadError::Malformed(reason)) => {
@@ -145,6 +147,9 @@ impl H2Body {
 pub struct H2Sink {
     respond: SendResponse<Bytes>,
     send: Option<SendStream<Bytes>>,
+    /// How long the stream may wait for send capacity (the client's flow-control window, or
+    /// room in the connection's send buffer) before it is reset (`send_timeout`).
+    send_timeout: Option<Duration>,
     head_only: bool,
     status: u16,
     committed: bool,
@@ -209,7 +214,25 @@ impl H2Sink {
             s.reserve_capacity(data.len());
             let mut cap = s.capacity();
             while cap == 0 {
-                match poll_fn(|cx| s.poll_capacity(cx)).await {
+                // The timer is armed only when the stream has to wait.
+                let wait = poll_fn(|cx| s.poll_capacity(cx));
+                let got = match self.send_timeout {
+                    None => wait.await,
+                    Some(limit) => match monoio::time::timeout(limit, wait).await {
+                        Ok(got) => got,
+                        Err(_) => {
+                            // The client stopped reading or opening its window: the stream
+                            // is reset (its response cannot complete) and the pipeline
+                            // drops the upstream request behind it.
+                            self.client_gone = true;
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "send_timeout: no send capacity",
+                            ));
+                        }
+                    },
+                };
+                match got {
                     Some(Ok(n)) => cap = n,
                     Some(Err(e)) => {
                         self.client_gone = true;
@@ -363,7 +386,7 @@ impl H2Exchange {
     fn new(
         recv: RecvStream,
         respond: SendResponse<Bytes>,
-        idle: Duration,
+        limits: &SessionLimits,
         head_only: bool,
     ) -> Self {
         H2Exchange {
@@ -372,12 +395,13 @@ impl H2Exchange {
                 pending: Bytes::new(),
                 received: 0,
                 done: false,
-                idle,
+                idle: limits.body_idle_timeout,
                 trailers: Vec::new(),
             },
             sink: H2Sink {
                 respond,
                 send: None,
+                send_timeout: limits.send_timeout,
                 head_only,
                 status: 0,
                 committed: false,

@@ -56,6 +56,7 @@ fn every_default() {
                 keep_alive_timeout: Duration::from_secs(60),
                 body_idle_timeout: Duration::from_secs(30),
                 max_request_body_size: 10_485_760,
+                send_timeout: Duration::from_secs(60),
             }
         );
         assert_eq!(c.transport, HttpTransport::default());
@@ -103,6 +104,7 @@ request_limits:
   max_headers: 5
   header_read_timeout: 1.5s
   max_request_body_size: 0
+  send_timeout: 0s
 locations:
   - path: ^/a
     target_url: ws://[::1]:8080/x?y
@@ -143,6 +145,7 @@ locations:
         Duration::from_millis(1500)
     );
     assert_eq!(c.request_limits.max_request_body_size, 0);
+    assert_eq!(c.request_limits.send_timeout, Duration::ZERO);
     let l = &c.locations[0];
     assert_eq!(l.target.scheme, Scheme::Ws);
     assert_eq!(l.target.host, "::1");
