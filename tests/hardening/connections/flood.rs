@@ -1,6 +1,7 @@
 //! An upstream that answers each request with a body of a given length (`dito-echo`'s
 //! pattern, byte i = `b'a' + i % 26`) written as fast as the proxy takes it, and reports when
-//! the writing ended and how: all was sent, or the proxy closed the connection. A std
+//! the writing ended and how: all was sent, or the proxy closed the connection. A WebSocket
+//! upgrade request gets a `101` instead, and the same bytes flow through the tunnel. A std
 //! listener on `127.0.0.1:0`, one thread per connection, reads and writes bounded by a timeout.
 
 use std::io::Write;
@@ -48,8 +49,9 @@ impl Flood {
                     tcp.set_read_timeout(Some(IO_LIMIT)).unwrap();
                     tcp.set_write_timeout(Some(IO_LIMIT)).unwrap();
                     let mut buf = Vec::new();
-                    while read_request(&mut tcp, &mut buf).is_ok() {
-                        let end = flood(&mut tcp, len);
+                    while let Ok((head, _)) = read_request(&mut tcp, &mut buf) {
+                        let upgrade = head.to_ascii_lowercase().contains("upgrade: websocket");
+                        let end = flood(&mut tcp, len, upgrade);
                         let _ = tx.send(end);
                         if !end.complete {
                             return;
@@ -85,8 +87,13 @@ pub fn pattern_at(from: u64, out: &mut [u8]) {
     }
 }
 
-fn flood(tcp: &mut TcpStream, len: u64) -> FloodEnd {
-    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+fn flood(tcp: &mut TcpStream, len: u64, upgrade: bool) -> FloodEnd {
+    let head = if upgrade {
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+            .to_owned()
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n")
+    };
     let mut written = 0u64;
     let mut chunk = vec![0u8; 64 * 1024];
     let mut ok = tcp.write_all(head.as_bytes()).is_ok();

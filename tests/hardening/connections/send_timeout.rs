@@ -1,7 +1,7 @@
 //! Spec §6 `request_limits.send_timeout`: a write to the client that makes no progress for
 //! this long (a client that stopped reading) aborts the response — the client connection is
-//! reset and the upstream connection behind it closed — over HTTP/1.1 (plain and TLS) and
-//! HTTP/2; a client that reads slowly but keeps reading is never cut. Issue 17: a client
+//! reset and the upstream connection behind it closed — over HTTP/1.1 (plain and TLS),
+//! HTTP/2 and WebSocket tunnels; a client that reads slowly but keeps reading is never cut. Issue 17: a client
 //! that requested 100 MB and read nothing was still connected at 100 s.
 //!
 //! The upstream sends far more than the socket buffers between it and the client hold, and
@@ -155,6 +155,31 @@ fn a_tls_client_that_stops_reading_is_cut_with_its_upstream() {
             }
         }
     }
+}
+
+/// A WebSocket tunnel whose client stops reading is closed after `send_timeout`, long before
+/// `websocket_idle_timeout` (which closes only a tunnel where nothing moves either way).
+#[test]
+fn a_tunnel_whose_client_stops_reading_is_closed() {
+    let up = Flood::start(HUGE);
+    let d = Dito::start(&one_worker(yaml(
+        &limits(),
+        &[loc(
+            "^/",
+            &format!("ws://{}", up.addr),
+            "    enable_websocket: true\n    websocket_idle_timeout: 60s\n",
+        )],
+    )));
+    let mut s = connect(d.addr);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: test.local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let sent = Instant::now();
+    assert_cut_on_time(up.next_end(Duration::from_secs(15)), sent);
+    assert_client_connection_ended(&mut s);
 }
 
 /// A client that reads in bursts with pauses of half the timeout gets its whole body: each
