@@ -6,7 +6,7 @@
 //! (per worker) and `max_idle_conns_per_host` bound what is kept. A connection the upstream
 //! closed while it sat idle (FIN, RST, TLS close_notify; gunicorn closes after 2 s, Node.js
 //! after 5 s) is noticed and discarded before reuse (spec §4): a checkout of a connection
-//! idle for [`VERIFY_IDLE_AFTER`] or longer first peeks at its socket (one non-blocking
+//! idle for `VERIFY_IDLE_AFTER` (1 ms) or longer first peeks at its socket (one non-blocking
 //! `recv(MSG_PEEK)`, see [`crate::sys::socket_is_quiet`]), and the periodic sweep peeks at
 //! every idle connection so closed ones free their descriptors within a second. Under load
 //! the newest-first order hands out connections idle for microseconds, which skip the peek:
@@ -35,7 +35,7 @@ use crate::sys;
 /// A connection idle this long is checked for a close by the upstream before it is reused.
 /// Shorter idle periods are the keep-alive hot path, where a peer's idle timeout (seconds)
 /// cannot have struck; the check costs one syscall.
-pub const VERIFY_IDLE_AFTER: Duration = Duration::from_millis(1);
+const VERIFY_IDLE_AFTER: Duration = Duration::from_millis(1);
 
 /// Identity of the connections that may serve a request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
