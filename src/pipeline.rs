@@ -288,7 +288,8 @@ async fn limit_then_forward<D: Downstream>(
     if let BodyFraming::Length(n) = head.framing {
         if n > generation.limits.max_request_body_size {
             worker.metrics.rejected(RejectReason::RequestTooLarge);
-            tracing::warn!(path = %String::from_utf8_lossy(head.path()), limit = generation.limits.max_request_body_size, declared = n, "request body limit exceeded");
+            let limit = generation.limits.max_request_body_size;
+            observe::request::warn_request_too_large(head.path(), limit, Some(n));
             let err = ProxyError::RequestTooLarge;
             return respond_error(worker, down, &err, ctx, generation, hooks).await;
         }

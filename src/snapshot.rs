@@ -41,6 +41,7 @@ impl Snapshot {
             keep_alive_timeout: rl.keep_alive_timeout,
             body_idle_timeout: rl.body_idle_timeout,
             max_request_body_size: rl.max_request_body_size,
+            send_timeout: Some(rl.send_timeout).filter(|t| !t.is_zero()),
         };
         let health = HealthEndpoints::from_config(&config.health);
         let specs: Vec<RouteSpec> = config

@@ -1,12 +1,17 @@
 //! IO glue the standard library and monoio do not provide (design §4 allows `unsafe` here):
-//! SO_LINGER through the raw fd, and a client stream whose close can be a pure reset. Each call
+//! SO_LINGER through the raw fd, a non-blocking peek that tells whether an idle socket has
+//! heard from its peer, and a client stream whose close can be a pure reset and whose writes
+//! give up when the client stops reading (`request_limits.send_timeout`, spec §6). Each call
 //! works on a raw fd the caller owns and keeps open.
 
 use std::cell::Cell;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
@@ -51,15 +56,51 @@ pub fn set_nodelay(fd: RawFd) -> bool {
     rc == 0
 }
 
+/// Whether an idle socket is still quiet: nothing to read, no end of stream, no error. One
+/// non-blocking `recv(MSG_PEEK | MSG_DONTWAIT)` of one byte, which consumes nothing. A pooled
+/// upstream connection that is not quiet was closed by its peer (FIN, RST, a TLS
+/// close_notify) or sent bytes nobody asked for; either way it must not carry a request.
+pub fn socket_is_quiet(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `fd` is an open socket owned by the caller for the duration of the call, and
+    // `byte` is a valid, writable buffer of the one byte the call may write.
+    let rc = unsafe {
+        libc::recv(
+            fd,
+            std::ptr::addr_of_mut!(byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
+/// Shuts both directions of a socket down. A write or read waiting on it (an io_uring
+/// operation, or an epoll readiness wait) wakes and fails at once, so its owned buffer comes
+/// back without a cancellation.
+fn shutdown_both(fd: RawFd) {
+    // SAFETY: `fd` is an open socket owned by the caller for the duration of the call;
+    // shutdown(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
 /// A client TCP stream whose graceful half-close can be suppressed.
 ///
 /// monoio's write half sends a FIN (`shutdown(SHUT_WR)`) when it is dropped. An aborted
 /// response must end with a reset and never a FIN, or a close-delimited body would look
 /// complete; after [`AbortHandle::abort`] this stream skips that shutdown, so the close that
 /// follows (with SO_LINGER 0) sends only the reset.
+///
+/// Every write (each `write`/`writev`, so each step of a `write_all`) that makes no progress
+/// for `send_timeout` fails with `TimedOut` and aborts the connection the same way: SO_LINGER 0,
+/// no FIN, both directions shut so whatever waits on the socket ends (spec §6 `send_timeout`).
+/// A write that completes when first polled (epoll, room in the socket buffer) arms no timer.
 pub struct ClientStream {
     inner: TcpStream,
     no_fin: Rc<Cell<bool>>,
+    send_timeout: Option<Duration>,
 }
 
 /// Ends a client connection with a reset (spec §4 "Abort").
@@ -95,13 +136,51 @@ impl ClientStream {
         self.inner
     }
 
-    pub fn new(inner: TcpStream) -> (ClientStream, AbortHandle) {
+    /// `send_timeout`: how long one write may make no progress (`None`: forever).
+    pub fn new(inner: TcpStream, send_timeout: Option<Duration>) -> (ClientStream, AbortHandle) {
         let no_fin = Rc::new(Cell::new(false));
         let handle = AbortHandle {
             fd: inner.as_raw_fd(),
             no_fin: no_fin.clone(),
         };
-        (ClientStream { inner, no_fin }, handle)
+        let stream = ClientStream {
+            inner,
+            no_fin,
+            send_timeout,
+        };
+        (stream, handle)
+    }
+}
+
+/// Runs one client write; if it is still pending after `limit`, aborts the connection (reset,
+/// no FIN), waits for the write to hand its buffer back (the shutdown ends it at once) and
+/// reports `TimedOut`.
+async fn write_within<T, F>(
+    write: F,
+    limit: Option<Duration>,
+    fd: RawFd,
+    no_fin: &Cell<bool>,
+) -> BufResult<usize, T>
+where
+    F: Future<Output = BufResult<usize, T>>,
+{
+    let Some(limit) = limit else {
+        return write.await;
+    };
+    let mut write = pin!(write);
+    // Most writes finish at once on epoll (the socket had room): they arm no timer.
+    if let Poll::Ready(done) = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+        return done;
+    }
+    match monoio::time::timeout(limit, write.as_mut()).await {
+        Ok(done) => done,
+        Err(_) => {
+            set_linger_zero(fd);
+            no_fin.set(true);
+            shutdown_both(fd);
+            let (_, buf) = write.await;
+            (Err(io::ErrorKind::TimedOut.into()), buf)
+        }
     }
 }
 
@@ -117,11 +196,13 @@ impl AsyncReadRent for ClientStream {
 
 impl AsyncWriteRent for ClientStream {
     fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        self.inner.write(buf)
+        let fd = self.inner.as_raw_fd();
+        write_within(self.inner.write(buf), self.send_timeout, fd, &self.no_fin)
     }
 
     fn writev<T: IoVecBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        self.inner.writev(buf)
+        let fd = self.inner.as_raw_fd();
+        write_within(self.inner.writev(buf), self.send_timeout, fd, &self.no_fin)
     }
 
     fn flush(&mut self) -> impl Future<Output = io::Result<()>> {

@@ -61,6 +61,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `request_limits.body_idle_timeout`.
 pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// `request_limits.send_timeout` (nginx's `send_timeout`).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// `request_limits.max_request_body_size`.
 pub const DEFAULT_MAX_REQUEST_BODY_SIZE: u64 = 10_485_760;
 /// `request_limits.headers_with_underscores` (as nginx: such fields are dropped).

@@ -92,6 +92,7 @@ pub(crate) struct RequestLimitsFile {
     pub body_idle_timeout: Option<String>,
     pub max_request_body_size: Option<u64>,
     pub headers_with_underscores: Option<String>,
+    pub send_timeout: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -301,6 +302,7 @@ impl RequestLimitsFile {
             body_idle_timeout: f.duration("body_idle_timeout", r),
             max_request_body_size: f.uint("max_request_body_size", r),
             headers_with_underscores: f.string("headers_with_underscores", r),
+            send_timeout: f.duration("send_timeout", r),
         };
         f.finish(r);
         Some(out)

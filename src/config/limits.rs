@@ -97,6 +97,7 @@ pub(crate) fn request_limits(file: &FileConfig, r: &mut Report) -> RequestLimits
             .max_request_body_size
             .unwrap_or(DEFAULT_MAX_REQUEST_BODY_SIZE),
         headers_with_underscores: underscores(&f.headers_with_underscores, r),
+        send_timeout: timeout(&f.send_timeout, "send_timeout", DEFAULT_SEND_TIMEOUT, r),
     }
 }
 

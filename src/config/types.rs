@@ -134,6 +134,9 @@ pub struct RequestLimits {
     pub max_request_body_size: u64,
     /// What happens to request header fields whose names contain `_` (spec §3).
     pub headers_with_underscores: HeadersWithUnderscores,
+    /// A write to the client that makes no progress for this long aborts the connection;
+    /// zero = no limit.
+    pub send_timeout: Duration,
 }
 
 /// `request_limits.headers_with_underscores`: request header names with `_` are dropped

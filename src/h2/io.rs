@@ -1,14 +1,21 @@
 //! Adapts a poll-style stream for the h2 crate: bytes already read by the HTTP/1 session
-//! (the connection preface) are served first, and the bytes moved are counted for the
-//! transfer metrics (spec §10).
+//! (the connection preface) are served first, the bytes moved are counted for the transfer
+//! metrics (spec §10), and on a stream that does not bound its own writes (h2c's poll-io TCP
+//! stream) a write that stays pending for `send_timeout` fails and arms the reset (spec §6).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use monoio::time::{Instant, Sleep};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::sys;
 
 /// Bytes read from and written to a client connection, shared with its owner.
 #[derive(Debug, Default)]
@@ -23,6 +30,7 @@ pub struct Prefixed<T> {
     pos: usize,
     inner: T,
     counts: Rc<Counts>,
+    watch: Option<SendWatch>,
 }
 
 impl<T> Prefixed<T> {
@@ -33,11 +41,86 @@ impl<T> Prefixed<T> {
             pos: 0,
             inner,
             counts: Rc::new(Counts::default()),
+            watch: None,
         }
+    }
+
+    /// Bounds each write that waits for the client to read (`send_timeout`): once one has been
+    /// pending for `limit`, it fails with `TimedOut` and the socket `fd` is set to close with
+    /// a reset. For streams whose writes are not bounded underneath (h2c's TCP stream).
+    pub fn with_send_timeout(mut self, limit: Option<Duration>, fd: RawFd) -> Self {
+        self.watch = limit.map(|limit| SendWatch {
+            limit,
+            fd,
+            timer: None,
+            armed: false,
+        });
+        self
     }
 
     pub(crate) fn counts(&self) -> Rc<Counts> {
         self.counts.clone()
+    }
+}
+
+/// The `send_timeout` of a poll-style stream: a timer armed when a write first returns
+/// `Pending`, disarmed by the next write that completes. No timer for writes that complete
+/// when polled (the socket had room), and the timer's allocation is made once, at the first
+/// stall.
+struct SendWatch {
+    limit: Duration,
+    fd: RawFd,
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl SendWatch {
+    /// After a write returned `Ready`.
+    fn progressed(&mut self) {
+        self.armed = false;
+    }
+
+    /// After a write returned `Pending`: whether it has now waited too long (then the
+    /// connection is set to close with a reset).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.armed {
+            self.armed = true;
+            let deadline = Instant::now() + self.limit;
+            match self.timer.as_mut() {
+                Some(t) => t.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(monoio::time::sleep_until(deadline))),
+            }
+        }
+        let Some(timer) = self.timer.as_mut() else {
+            return false;
+        };
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        sys::set_linger_zero(self.fd);
+        true
+    }
+}
+
+/// What a watched write reports: `Pending` turns into `TimedOut` once the watch expires.
+fn watched<R>(
+    watch: &mut Option<SendWatch>,
+    cx: &mut Context<'_>,
+    r: Poll<io::Result<R>>,
+) -> Poll<io::Result<R>> {
+    let Some(w) = watch.as_mut() else {
+        return r;
+    };
+    match r {
+        Poll::Pending if w.expired(cx) => Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "send_timeout: the client stopped reading",
+        ))),
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(r) => {
+            w.progressed();
+            Poll::Ready(r)
+        }
     }
 }
 
@@ -74,6 +157,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let r = watched(&mut this.watch, cx, r);
         if let Poll::Ready(Ok(n)) = r {
             this.counts
                 .written
@@ -89,6 +173,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let r = watched(&mut this.watch, cx, r);
         if let Poll::Ready(Ok(n)) = r {
             this.counts
                 .written

@@ -1,8 +1,16 @@
 //! One HTTP/2 stream as a pipeline exchange: [`H2Body`] reads DATA frames and releases
 //! flow-control capacity as the pipeline consumes the bytes; [`H2Sink`] sends the response
 //! with `SendResponse`/`SendStream`, waiting for send capacity so a slow client holds back
-//! the relay instead of growing a buffer. An abort resets only this stream
-//! (RST_STREAM INTERNAL_ERROR); the connection and its other streams carry on.
+//! the relay instead of growing a buffer (at most `send_timeout` per wait). An abort resets
+//! only this stream (RST_STREAM INTERNAL_ERROR); the connection and its other streams carry
+//! on.
+//!
+//! A request with a declared `content-length` is complete only at END_STREAM: DATA beyond
+//! the length makes it malformed (RFC 9113 §8.1.1), which h2 answers with RST_STREAM
+//! PROTOCOL_ERROR. So the upstream never sees such a request complete, a zero-length request
+//! whose HEADERS did not end the stream is held until END_STREAM, and the body bytes that
+//! would complete a declared length are held until END_STREAM arrives; when DATA overruns
+//! instead, the upstream request is abandoned short of its length.
 
 use std::future::poll_fn;
 use std::io;
@@ -19,7 +27,8 @@ use super::head::{self, is_connection_specific, H2HeadError};
 use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink, SinkReport};
 use crate::error::ProxyError;
 use crate::http::body::BodyError;
-use crate::http::request::HeadError;
+use crate::http::limits::SessionLimits;
+use crate::http::request::{BodyFraming, HeadError};
 use crate::http::response::Response;
 use crate::http::trailers::forbidden_in_trailer;
 use crate::observe;
@@ -39,7 +48,7 @@ pub async fn serve_stream(
     let (parts, recv) = req.into_parts();
     let end_of_stream = recv.is_end_stream();
     let head_only = parts.method == http::Method::HEAD;
-    let mut exchange = H2Exchange::new(recv, respond, limits.body_idle_timeout, head_only);
+    let mut exchange = H2Exchange::new(recv, respond, &limits, head_only);
     let head = match head::build(&parts, end_of_stream, &limits.head) {
         Ok(h) => h,
         Err(H2HeadError::Malformed(reason)) => {
@@ -61,6 +70,31 @@ pub async fn serve_stream(
             return;
         }
     };
+    exchange.body.declared = match head.framing {
+        BodyFraming::Length(n) => Some(n),
+        // `content-length: 0` on HEADERS without END_STREAM (no length and DATA to come is
+        // chunked framing instead).
+        BodyFraming::None if !end_of_stream => Some(0),
+        _ => None,
+    };
+    if exchange.body.declared == Some(0) && !end_of_stream {
+        match exchange.body.confirm_end().await {
+            Ok(()) => {}
+            Err(BodyError::IdleTimeout) => {
+                let err = ProxyError::RequestTimeout;
+                observe::request::count_rejected(&worker, &err);
+                let request_id = worker.ids.generate();
+                let _ = exchange.respond(&err.to_response(&request_id), true).await;
+                return;
+            }
+            Err(e) => {
+                // h2 has reset the stream (DATA beyond the length, or the client's reset).
+                tracing::debug!(client = %peer, error = ?e, "HTTP/2 request with a zero content-length not ended");
+                exchange.sink.reset(Reason::PROTOCOL_ERROR);
+                return;
+            }
+        }
+    }
     let ctx = RequestCtx::new(&head, peer, tls, &worker);
     pipeline::handle(&worker, &head, &ctx, &mut exchange).await;
     exchange.sink.end_unfinished();
@@ -73,6 +107,9 @@ pub struct H2Body {
     received: u64,
     done: bool,
     idle: Duration,
+    /// The request's `content-length`, if it declared one: the bytes that reach it are held
+    /// until END_STREAM confirms it.
+    declared: Option<u64>,
     /// The trailing HEADERS of the request as `Name: value\r\n` lines (the raw form a chunked
     /// HTTP/1.1 body's trailers have), once the body ended.
     trailers: Vec<u8>,
@@ -100,7 +137,14 @@ impl BodySource for H2Body {
                     self.done = true;
                     self.take_trailers().await?;
                 }
-                Ok(Some(Ok(b))) => self.pending = b,
+                Ok(Some(Ok(b))) => {
+                    self.pending = b;
+                    if self.completes_declared() {
+                        // Not one byte of the chunk that would complete the request goes out
+                        // before END_STREAM says nothing follows it.
+                        self.confirm_end().await?;
+                    }
+                }
                 Ok(Some(Err(e))) if e.is_reset() || e.is_io() => return Err(BodyError::Truncated),
                 Ok(Some(Err(e))) => return Err(BodyError::Io(io::Error::other(e))),
             }
@@ -121,6 +165,43 @@ impl BodySource for H2Body {
 }
 
 impl H2Body {
+    /// Whether what was received reaches the declared length.
+    fn completes_declared(&self) -> bool {
+        self.declared
+            .is_some_and(|d| self.received + self.pending.len() as u64 >= d)
+    }
+
+    /// Waits for the end of the stream (END_STREAM, possibly on trailers) once the declared
+    /// length is reached. DATA beyond the length is refused: h2 resets the stream with
+    /// PROTOCOL_ERROR and reports the reset here (`Truncated`); a non-empty chunk that got
+    /// through anyway is refused the same way.
+    async fn confirm_end(&mut self) -> Result<(), BodyError> {
+        while !self.done {
+            if self.recv.is_end_stream() {
+                self.done = true;
+                break;
+            }
+            let next = monoio::time::timeout(self.idle, poll_fn(|cx| self.recv.poll_data(cx)));
+            match next.await {
+                Err(_) => return Err(BodyError::IdleTimeout),
+                Ok(None) => {
+                    self.done = true;
+                    self.take_trailers().await?;
+                }
+                Ok(Some(Ok(b))) if b.is_empty() => {}
+                Ok(Some(Ok(_))) => {
+                    return Err(BodyError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "DATA beyond content-length",
+                    )))
+                }
+                Ok(Some(Err(e))) if e.is_reset() || e.is_io() => return Err(BodyError::Truncated),
+                Ok(Some(Err(e))) => return Err(BodyError::Io(io::Error::other(e))),
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the request's trailing HEADERS, if any (h2 already bounded them by the header
     /// list limit and checked their names and values).
     async fn take_trailers(&mut self) -> Result<(), BodyError> {
@@ -150,6 +231,9 @@ impl H2Body {
 pub struct H2Sink {
     respond: SendResponse<Bytes>,
     send: Option<SendStream<Bytes>>,
+    /// How long the stream may wait for send capacity (the client's flow-control window, or
+    /// room in the connection's send buffer) before it is reset (`send_timeout`).
+    send_timeout: Option<Duration>,
     head_only: bool,
     status: u16,
     committed: bool,
@@ -214,7 +298,25 @@ impl H2Sink {
             s.reserve_capacity(data.len());
             let mut cap = s.capacity();
             while cap == 0 {
-                match poll_fn(|cx| s.poll_capacity(cx)).await {
+                // The timer is armed only when the stream has to wait.
+                let wait = poll_fn(|cx| s.poll_capacity(cx));
+                let got = match self.send_timeout {
+                    None => wait.await,
+                    Some(limit) => match monoio::time::timeout(limit, wait).await {
+                        Ok(got) => got,
+                        Err(_) => {
+                            // The client stopped reading or opening its window: the stream
+                            // is reset (its response cannot complete) and the pipeline
+                            // drops the upstream request behind it.
+                            self.client_gone = true;
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "send_timeout: no send capacity",
+                            ));
+                        }
+                    },
+                };
+                match got {
                     Some(Ok(n)) => cap = n,
                     Some(Err(e)) => {
                         self.client_gone = true;
@@ -373,7 +475,7 @@ impl H2Exchange {
     fn new(
         recv: RecvStream,
         respond: SendResponse<Bytes>,
-        idle: Duration,
+        limits: &SessionLimits,
         head_only: bool,
     ) -> Self {
         H2Exchange {
@@ -382,12 +484,14 @@ impl H2Exchange {
                 pending: Bytes::new(),
                 received: 0,
                 done: false,
-                idle,
+                idle: limits.body_idle_timeout,
+                declared: None,
                 trailers: Vec::new(),
             },
             sink: H2Sink {
                 respond,
                 send: None,
+                send_timeout: limits.send_timeout,
                 head_only,
                 status: 0,
                 committed: false,

@@ -27,4 +27,7 @@ pub struct SessionLimits {
     pub keep_alive_timeout: Duration,
     pub body_idle_timeout: Duration,
     pub max_request_body_size: u64,
+    /// How long a write to the client may make no progress (`request_limits.send_timeout`;
+    /// `None`: no limit).
+    pub send_timeout: Option<Duration>,
 }

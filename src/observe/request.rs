@@ -6,14 +6,36 @@
 //! last response byte written). Only this worker's own counters are written.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::downstream::SinkReport;
 use crate::error::ProxyError;
 use crate::http::request::{request_line, RequestHead, Version};
 use crate::observe::access::{self, AccessRecord};
+use crate::observe::log::throttle::Throttle;
 use crate::observe::metrics::RejectReason;
 use crate::pipeline::RequestCtx;
 use crate::worker::state::{Generation, WorkerState};
+
+thread_local! {
+    static REQUEST_TOO_LARGE: Throttle = const { Throttle::new(Duration::from_secs(1)) };
+}
+
+/// The WARN for a request body over `max_request_body_size` (`declared`: its Content-Length,
+/// when the head said it): a client can send such requests at will, so at most one line per
+/// second per worker, with the number held back since (the metric counts every one).
+pub fn warn_request_too_large(path: &[u8], limit: u64, declared: Option<u64>) {
+    let Ok(Some(suppressed)) = REQUEST_TOO_LARGE.try_with(Throttle::allow) else {
+        return;
+    };
+    let path = String::from_utf8_lossy(path);
+    match declared {
+        Some(declared) => {
+            tracing::warn!(path = %path, limit, declared, suppressed, "request body limit exceeded")
+        }
+        None => tracing::warn!(path = %path, limit, suppressed, "request body limit exceeded"),
+    }
+}
 
 /// Status recorded for a client that left before its response was complete (nginx's 499).
 pub const CLIENT_CLOSED: u16 = 499;

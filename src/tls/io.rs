@@ -160,6 +160,11 @@ impl<T: AsyncReadRent> TlsReader<T> {
         self.cert_requested
     }
 
+    /// Ciphertext read from the socket and not handed to rustls yet.
+    pub fn has_unprocessed(&self) -> bool {
+        self.pos < self.cipher.len()
+    }
+
     /// Whether ALPN settled on HTTP/2 during the handshake.
     pub fn negotiated_h2(&self) -> bool {
         self.session.borrow().alpn_protocol() == Some(b"h2".as_slice())

@@ -178,11 +178,7 @@ fn note_response_limit(f: &Forward<'_>, limit: u64, seen: u64) {
 
 pub(super) fn note_request_too_large(f: &Forward<'_>) {
     f.worker.metrics.rejected(RejectReason::RequestTooLarge);
-    tracing::warn!(
-        path = %String::from_utf8_lossy(f.req.path()),
-        limit = f.max_request_body,
-        "request body limit exceeded"
-    );
+    crate::observe::request::warn_request_too_large(f.req.path(), f.max_request_body, None);
 }
 
 /// `text/event-stream` is never held (spec §6).

@@ -3,7 +3,14 @@
 //!
 //! Keyed by (scheme, host, port, a hash of the TLS settings' content). Idle connections are
 //! reused newest first and dropped once older than `idle_conn_timeout`; `max_idle_conns`
-//! (per worker) and `max_idle_conns_per_host` bound what is kept. `max_conns_per_host`
+//! (per worker) and `max_idle_conns_per_host` bound what is kept. A connection the upstream
+//! closed while it sat idle (FIN, RST, TLS close_notify; gunicorn closes after 2 s, Node.js
+//! after 5 s) is noticed and discarded before reuse (spec §4): a checkout of a connection
+//! idle for `VERIFY_IDLE_AFTER` (1 ms) or longer first peeks at its socket (one non-blocking
+//! `recv(MSG_PEEK)`, see [`crate::sys::socket_is_quiet`]), and the periodic sweep peeks at
+//! every idle connection so closed ones free their descriptors within a second. Under load
+//! the newest-first order hands out connections idle for microseconds, which skip the peek:
+//! the keep-alive hot path makes no extra syscall. `max_conns_per_host`
 //! counts open connections, idle or busy: at the cap a request waits for one to come back or
 //! close, up to its deadline. Every busy connection holds a [`Permit`]; dropping it (the
 //! connection was closed) frees the slot and wakes one waiter. Single-threaded: `Rc` and
@@ -23,6 +30,12 @@ use monoio::time::Instant;
 
 use super::stream::{UpstreamReader, UpstreamWriter};
 use crate::http::conn::ConnReader;
+use crate::sys;
+
+/// A connection idle this long is checked for a close by the upstream before it is reused.
+/// Shorter idle periods are the keep-alive hot path, where a peer's idle timeout (seconds)
+/// cannot have struck; the check costs one syscall.
+const VERIFY_IDLE_AFTER: Duration = Duration::from_millis(1);
 
 /// Identity of the connections that may serve a request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -72,6 +85,23 @@ impl UpstreamConn {
             scratch: ResponseScratch::default(),
         }
     }
+
+    /// Whether an idle connection can still carry a request: the upstream has not closed it
+    /// or reset it, and has sent nothing since the last response (no TLS record either — a
+    /// close_notify is one).
+    fn still_open(&self) -> bool {
+        let source = self.reader.source();
+        !self.reader.has_buffered()
+            && !source.has_unread_input()
+            && sys::socket_is_quiet(source.fd())
+    }
+}
+
+/// Whether an idle connection may be handed out: young enough, and — once idle long enough
+/// for the upstream to have given up on it — not closed by the upstream.
+fn reusable(idle: &IdleConn, limits: &PoolLimits) -> bool {
+    let idle_for = idle.since.elapsed();
+    idle_for < limits.idle_timeout && (idle_for < VERIFY_IDLE_AFTER || idle.conn.still_open())
 }
 
 struct IdleConn {
@@ -161,10 +191,10 @@ impl Pool {
         let entry = hosts.get_mut(key)?;
         while let Some(idle) = entry.idle.pop() {
             *total_idle -= 1;
-            if idle.since.elapsed() < limits.idle_timeout {
+            if reusable(&idle, &limits) {
                 return Some((idle.conn, self.permit(key)));
             }
-            // Expired: closing it frees its slot.
+            // Expired or closed by the upstream: closing it frees its slot.
             entry.open = entry.open.saturating_sub(1);
         }
         None
@@ -177,10 +207,10 @@ impl Pool {
         if reuse {
             while let Some(idle) = entry.idle.pop() {
                 *total_idle -= 1;
-                if idle.since.elapsed() < limits.idle_timeout {
+                if reusable(&idle, &limits) {
                     return Some(Checkout::Reuse(idle.conn, self.permit(key)));
                 }
-                // Expired: closing it frees its slot.
+                // Expired or closed by the upstream: closing it frees its slot.
                 entry.open = entry.open.saturating_sub(1);
             }
         }
@@ -245,9 +275,10 @@ impl Pool {
 }
 
 impl Pool {
-    /// Closes idle connections past their `idle_conn_timeout` and forgets keys with nothing
-    /// left (a location a reload removed, TLS files that rotated): without it they would wait
-    /// for a checkout of their key that may never come. The worker calls it periodically.
+    /// Closes idle connections past their `idle_conn_timeout` or closed by the upstream (one
+    /// peek each), and forgets keys with nothing left (a location a reload removed, TLS files
+    /// that rotated): without it they would wait for a checkout of their key that may never
+    /// come. The worker calls it periodically.
     pub fn sweep(&self) {
         let now = Instant::now();
         let mut expired = Vec::new();
@@ -258,7 +289,8 @@ impl Pool {
                 let before = entry.idle.len();
                 let mut i = 0;
                 while i < entry.idle.len() {
-                    if entry.idle[i].expires <= now {
+                    let c = &entry.idle[i];
+                    if c.expires <= now || !c.conn.still_open() {
                         expired.push(entry.idle.swap_remove(i));
                     } else {
                         i += 1;

@@ -13,6 +13,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,6 +159,7 @@ pub async fn handshake(
             );
             UpstreamErrorKind::TlsOther
         })?;
+    let fd = tcp.as_raw_fd();
     let work = tls_io::handshake(tcp, session);
     let done = if timeout.is_zero() {
         Ok(work.await)
@@ -166,7 +168,7 @@ pub async fn handshake(
     };
     match done {
         Ok(Ok((rd, wr))) => Ok((
-            UpstreamReader::Tls(Box::new(rd)),
+            UpstreamReader::Tls(Box::new(rd), fd),
             UpstreamWriter::Tls(Box::new(wr)),
         )),
         Ok(Err(HandshakeError::Tls {

@@ -51,7 +51,10 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
             Ok((stream, peer)) => {
                 // TCP_NODELAY (without it, small responses wait for delayed ACKs, see
                 // monoio-notes) is set by the session before a connection's second write.
-                let (stream, abort) = ClientStream::new(stream);
+                // Every write to the client, in whatever protocol the connection turns out to
+                // speak, gives up after `send_timeout` without progress.
+                let send_timeout = worker.session_limits().send_timeout;
+                let (stream, abort) = ClientStream::new(stream, send_timeout);
                 worker.metrics.connection_opened();
                 let guard = ConnectionGuard(worker.clone());
                 let w = worker.clone();
@@ -113,9 +116,15 @@ async fn serve_h2c(
         return;
     };
     let tcp = stream.into_inner();
-    sys::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&tcp));
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+    sys::set_nodelay(fd);
+    // The poll-io stream leaves `ClientStream`'s write bound behind: the adapter bounds them.
+    let send_timeout = worker.session_limits().send_timeout;
     match tcp.try_into_poll_io() {
-        Ok(io) => crate::h2::serve(crate::h2::Prefixed::new(read, io), peer, false, worker).await,
+        Ok(io) => {
+            let io = crate::h2::Prefixed::new(read, io).with_send_timeout(send_timeout, fd);
+            crate::h2::serve(io, peer, false, worker).await
+        }
         Err((e, _)) => tracing::debug!(client = %peer, error = %e, "HTTP/2 hand-off failed"),
     }
 }

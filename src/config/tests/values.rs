@@ -57,6 +57,7 @@ fn every_default() {
                 body_idle_timeout: Duration::from_secs(30),
                 max_request_body_size: 10_485_760,
                 headers_with_underscores: HeadersWithUnderscores::Drop,
+                send_timeout: Duration::from_secs(60),
             }
         );
         assert_eq!(c.transport, HttpTransport::default());
@@ -105,6 +106,7 @@ request_limits:
   header_read_timeout: 1.5s
   max_request_body_size: 0
   headers_with_underscores: reject
+  send_timeout: 0s
 locations:
   - path: ^/a
     target_url: ws://[::1]:8080/x?y
@@ -149,6 +151,7 @@ locations:
         c.request_limits.headers_with_underscores,
         HeadersWithUnderscores::Reject
     );
+    assert_eq!(c.request_limits.send_timeout, Duration::ZERO);
     let l = &c.locations[0];
     assert_eq!(l.target.scheme, Scheme::Ws);
     assert_eq!(l.target.host, "::1");

@@ -44,7 +44,11 @@ pub fn now_micros() -> u64 {
 
 /// Formats `event`, logged at `micros` since the epoch, as one line ending in `\n`.
 pub fn format_event(event: &Event<'_>, style: Style, micros: u64) -> Vec<u8> {
-    let level = *event.metadata().level();
+    format_event_at(event, *event.metadata().level(), style, micros)
+}
+
+/// [`format_event`] with the level the line shows given (a demoted event's, see the layer).
+pub fn format_event_at(event: &Event<'_>, level: Level, style: Style, micros: u64) -> Vec<u8> {
     let with = |message: &mut Vec<u8>, fields: &mut Vec<u8>| {
         event.record(&mut Collect {
             format: style.format,

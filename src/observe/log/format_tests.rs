@@ -182,6 +182,28 @@ fn the_thread_level_filters_and_startup_lines_always_print() {
     assert!(!text.contains("hidden"), "{text}");
 }
 
+/// Another crate's WARN (h2 warning about what a peer sent) is a DEBUG line: hidden at INFO,
+/// shown as DEBUG at DEBUG; Dito's own WARN stays a WARN.
+#[test]
+fn other_crates_warnings_are_debug_lines() {
+    let lines = capture(LogFormat::Text, || {
+        set_thread_level(LogLevel::Info);
+        tracing::warn!(target: "h2::proto::ping_pong", "hidden peer warning");
+        tracing::error!(target: "h2", "hidden peer error");
+        tracing::warn!(target: "dito::h2::conn", "own warning");
+        tracing::warn!(target: "ditox", "hidden lookalike");
+        set_thread_level(LogLevel::Debug);
+        tracing::warn!(target: "h2::proto::ping_pong", "recv PING ack that we never sent");
+        set_thread_level(LogLevel::Info);
+    });
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with(" WARN own warning"), "{lines:?}");
+    assert!(
+        lines[1].ends_with("DEBUG recv PING ack that we never sent"),
+        "{lines:?}"
+    );
+}
+
 /// The same callsite, evaluated again after a level change: the interest cache must not keep
 /// the first answer.
 #[test]

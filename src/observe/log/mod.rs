@@ -10,11 +10,14 @@
 //! interest so the check runs on every event and a level change is never cached away.
 //! Lines with the [`STARTUP`] target print at every level; lines with the
 //! [`ACCESS`](crate::observe::access::ACCESS) target follow `logging.enabled`/`verbose` only,
-//! which the caller checks. [`LogHandle::flush_and_stop`] writes everything queued before the
+//! which the caller checks. Events of other crates (h2) are demoted to DEBUG (see
+//! [`shown_level`]): what they warn about is what a peer sent, which the peer can repeat at
+//! will (issue 17: 100 unsolicited PING ACKs made 100 WARN lines). [`LogHandle::flush_and_stop`] writes everything queued before the
 //! process exits.
 
 pub mod format;
 pub mod queue;
+pub mod throttle;
 
 use std::cell::Cell;
 use std::io::IsTerminal;
@@ -101,6 +104,28 @@ fn always_on(target: &str) -> bool {
     target == STARTUP || target == crate::observe::access::ACCESS
 }
 
+/// Whether an event comes from Dito itself (its module paths, and the targets it names).
+fn is_own(target: &str) -> bool {
+    target
+        .strip_prefix("dito")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
+/// The level an event is filtered and shown at. Another crate's events are at most DEBUG:
+/// h2 logs at WARN what a peer did to it ("recv PING ack that we never sent", reset floods),
+/// once per frame or per connection, so a client could fill the log at will; the peer's
+/// misbehaviour already ends in a stream or connection error Dito handles (and logs at DEBUG
+/// where it is the client's).
+fn shown_level(metadata: &Metadata<'_>) -> Level {
+    let level = *metadata.level();
+    if is_own(metadata.target()) {
+        level
+    } else {
+        // More verbose levels compare greater.
+        level.max(Level::DEBUG)
+    }
+}
+
 /// Gives the calling worker thread its own bounded log queue; `dropped` counts the lines a
 /// full queue drops (`dito_log_lines_dropped_total`; single writer: this thread). Call on the
 /// worker thread before it logs. Does nothing when logging is not set up.
@@ -145,7 +170,7 @@ impl<S: Subscriber, K: LineSink> Layer<S> for LogLayer<K> {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        always_on(metadata.target()) || level_enabled(metadata.level())
+        always_on(metadata.target()) || level_enabled(&shown_level(metadata))
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
@@ -153,7 +178,8 @@ impl<S: Subscriber, K: LineSink> Layer<S> for LogLayer<K> {
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let line = format::format_event(event, self.style, format::now_micros());
+        let level = shown_level(event.metadata());
+        let line = format::format_event_at(event, level, self.style, format::now_micros());
         self.sink.deliver(line);
     }
 }

@@ -455,7 +455,7 @@ fn bulk_data_both_ways_at_once_and_an_unclean_close_ends_the_stream() {
                     }
                     ReadOutcome::Eof => {
                         // Bulk reads grew the ciphertext buffer, but only up to its cap.
-                        let UpstreamReader::Tls(tls) = reader.source() else {
+                        let UpstreamReader::Tls(tls, _) = reader.source() else {
                             panic!("a TLS reader")
                         };
                         let cap = tls.cipher_capacity();
