@@ -87,6 +87,8 @@ pub fn run(path: &Path, enable_profiler: bool) -> i32 {
         }
     };
     let mut log = log::init(config.logging.level, config.logging.format);
+    // Before any worker runs: a panic serving one connection ends that connection only.
+    crate::worker::contain::install_hook();
     let file = path.display().to_string();
     for w in &warnings {
         tracing::warn!(target: STARTUP, "{}", w.render(&file));
@@ -121,6 +123,8 @@ fn start(
     let (sockets, real_addr) = listeners::bind_all(addr, plan.workers)?;
 
     tracing::info!(target: STARTUP, "Dito {} starting", env!("CARGO_PKG_VERSION"));
+    #[cfg(feature = "fault-injection")]
+    tracing::warn!(target: STARTUP, "{}", crate::fault::STARTUP_WARNING);
     match &driver.fallback_reason {
         Some(why) => tracing::warn!(
             target: STARTUP,

@@ -4,15 +4,18 @@
 //! its runtime with the chosen driver, adopts its listener socket, reports ready (or the error
 //! that stopped it), then serves while it follows the control thread's commands: prepare a
 //! generation beside the running one, commit or abort it, drain. Everything a worker touches on
-//! the request path is its own.
+//! the request path is its own. A panic while serving a connection is contained to it
+//! (`contain`); a panic anywhere else ends the process with [`EXIT_WORKER_DIED`].
 
 pub mod commands;
+pub mod contain;
 pub mod cores;
 pub mod listener;
 pub mod runtime;
 pub mod signal;
 pub mod state;
 
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
@@ -34,9 +37,9 @@ use state::{Generation, WorkerState};
 const BLOCKING_THREADS: usize = 2;
 /// How often a draining worker checks whether its last connection has ended.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
-/// Test-only fault hook: the worker with this id fails to prepare every reload, so tests can
-/// check that one failure leaves every worker on the old generation.
-const FAULT_PREPARE_ENV: &str = "DITO_TEST_FAIL_PREPARE_WORKER";
+/// Exit status of a process whose worker thread died (a panic outside every connection task):
+/// EX_SOFTWARE, an internal error, so a supervisor restarts it.
+pub const EXIT_WORKER_DIED: i32 = 70;
 
 /// What the control thread keeps of a worker.
 pub struct WorkerHandle {
@@ -56,9 +59,6 @@ pub fn spawn(
     reports: crossbeam_channel::Sender<Report>,
 ) -> std::io::Result<Vec<WorkerHandle>> {
     let pool = DefaultThreadPool::new(BLOCKING_THREADS);
-    let fault_worker: Option<usize> = std::env::var(FAULT_PREPARE_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok());
     let mut handles = Vec::with_capacity(plan.workers);
     for (id, std_listener) in listeners.into_iter().enumerate() {
         let core = plan.pins.get(id).copied();
@@ -71,7 +71,7 @@ pub fn spawn(
             lifecycle: lifecycle.clone(),
             reports: reports.clone(),
             commands: rx,
-            fail_prepare: fault_worker == Some(id),
+            fail_prepare: fails_prepare(id),
         };
         let pool = pool.clone();
         // Lines this worker's full log queue drops count in its metrics.
@@ -79,6 +79,7 @@ pub fn spawn(
         let thread = thread::Builder::new()
             .name(format!("dito-worker-{id}"))
             .spawn(move || {
+                contain::mark_worker_thread(id);
                 // This thread's own log queue and level, before it logs anything.
                 log::register_worker(dropped);
                 log::set_thread_level(ctx.snapshot.config.logging.level);
@@ -88,12 +89,20 @@ pub fn spawn(
                     }
                 }
                 let reports = ctx.reports.clone();
-                let ran = runtime::block_on(driver, pool, move || worker_main(ctx, std_listener));
-                if let Err(e) = ran {
-                    let _ = reports.send(Report::Failed {
-                        worker: id,
-                        error: format!("runtime: {e}"),
-                    });
+                // The panic hook ends the process first (`contain`); this catch is the same
+                // end when no hook is installed.
+                let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    runtime::block_on(driver, pool, move || worker_main(ctx, std_listener))
+                }));
+                match ran {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        let _ = reports.send(Report::Failed {
+                            worker: id,
+                            error: format!("runtime: {e}"),
+                        });
+                    }
+                    Err(_) => worker_died(id),
                 }
             })?;
         handles.push(WorkerHandle {
@@ -103,6 +112,29 @@ pub fn spawn(
         });
     }
     Ok(handles)
+}
+
+/// A worker thread panicked outside every connection task (the panic message went to stderr
+/// already): its listener would accept into a queue no thread reads, so the process exits at
+/// once, non-zero, for its supervisor to restart it (spec §12).
+pub(crate) fn worker_died(id: usize) -> ! {
+    let msg = format!(
+        "worker {id} died (a panic outside any connection task); exiting with status {EXIT_WORKER_DIED}"
+    );
+    tracing::error!("{msg}");
+    eprintln!("dito: {msg}");
+    std::process::exit(EXIT_WORKER_DIED);
+}
+
+/// Test builds: whether worker `id` refuses to prepare reloads (`fault`).
+#[cfg(feature = "fault-injection")]
+fn fails_prepare(id: usize) -> bool {
+    crate::fault::fails_prepare(id)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fails_prepare(_id: usize) -> bool {
+    false
 }
 
 struct WorkerCtx {
@@ -164,7 +196,7 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
                 listener,
             } => {
                 let prepared = if ctx.fail_prepare {
-                    Err("test fault hook: prepare refused".to_owned())
+                    Err("test fault: prepare refused".to_owned())
                 } else {
                     Generation::prepare(snapshot, &state.tls_configs, &state.server_configs)
                 };
