@@ -1,6 +1,6 @@
 //! IO glue the standard library and monoio do not provide (design §4 allows `unsafe` here):
-//! SO_LINGER through the raw fd, and a client stream whose close can be a pure reset. Each call
-//! works on a raw fd the caller owns and keeps open.
+//! SO_LINGER through the raw fd, a peek at a socket's receive queue, and a client stream whose
+//! close can be a pure reset. Each call works on a raw fd the caller owns and keeps open.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -49,6 +49,23 @@ pub fn set_nodelay(fd: RawFd) -> bool {
         )
     };
     rc == 0
+}
+
+/// Whether the peer has sent bytes that wait unread in the socket's receive queue (peeked,
+/// not consumed; never blocks). False on EOF, on an error and when nothing is queued.
+pub fn has_pending_input(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `fd` is an open socket owned by the caller for the duration of the call, and
+    // `byte` is a valid one-byte buffer that outlives the call; MSG_PEEK leaves it queued.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            std::ptr::addr_of_mut!(byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0
 }
 
 /// A client TCP stream whose graceful half-close can be suppressed.

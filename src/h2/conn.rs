@@ -1,6 +1,6 @@
 //! One HTTP/2 client connection: handshake, settings and limits, the accept loop that drives
-//! the connection and spawns a local (contained) task per stream, idle close, and GOAWAY on
-//! drain.
+//! the connection and spawns a local (contained) task per stream, idle close, and GOAWAY as
+//! soon as shutdown begins.
 //!
 //! Limits (spec §6 and the published h2 DoS fixes): at most [`MAX_CONCURRENT_STREAMS`]
 //! streams; the header list is limited to the configured `max_header_bytes` (h2 answers a
@@ -100,7 +100,9 @@ where
         let idle = activity.idle(idle_for);
         let event = monoio::select! {
             s = conn.accept() => Event::Stream(Box::new(s)),
-            _ = worker.drain.wait(), if !draining => Event::Drain,
+            // Shutdown began (spec §12): GOAWAY at once, during `shutdown_delay` too, so the
+            // client moves to another replica; open streams finish.
+            _ = worker.closing.wait(), if !draining => Event::Drain,
             _ = idle, if !draining => Event::Idle,
             _ = stream_panicked(scope.as_deref()) => Event::Panicked,
         };

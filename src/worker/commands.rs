@@ -19,6 +19,9 @@ pub enum Command {
     Commit { gen: u64 },
     /// Drop what was prepared for `gen`.
     Abort { gen: u64 },
+    /// Shutdown began: end every connection after its next response (`Connection: close`,
+    /// HTTP/2 GOAWAY); keep accepting and keep idle connections open until `Drain`.
+    Closing,
     /// Stop accepting; close idle connections; end busy ones after their response.
     Drain,
 }

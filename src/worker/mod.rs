@@ -236,8 +236,10 @@ async fn worker_main(ctx: WorkerCtx, std_listener: std::net::TcpListener) {
                     pending = None;
                 }
             }
+            Command::Closing => state.closing.fire(),
             Command::Drain => {
                 stop_accepting.fire();
+                state.closing.fire();
                 state.drain.fire();
                 while state.metrics.open_connections() > 0 {
                     monoio::time::sleep(DRAIN_POLL).await;
