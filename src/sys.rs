@@ -1,6 +1,7 @@
 //! IO glue the standard library and monoio do not provide (design §4 allows `unsafe` here):
-//! SO_LINGER through the raw fd, a peek at a socket's receive queue, and a client stream whose
-//! close can be a pure reset. Each call works on a raw fd the caller owns and keeps open.
+//! SO_LINGER through the raw fd, a peek at a socket's receive queue, the memlock limit, and a
+//! client stream whose close can be a pure reset. Each call works on a raw fd the caller owns
+//! and keeps open.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -66,6 +67,18 @@ pub fn has_pending_input(fd: RawFd) -> bool {
         )
     };
     n > 0
+}
+
+/// The soft `RLIMIT_MEMLOCK` of this process in bytes; `None` when unlimited or unknown.
+pub fn memlock_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `struct rlimit` into `lim`, which is valid and outlives
+    // the call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
 /// A client TCP stream whose graceful half-close can be suppressed.

@@ -29,6 +29,12 @@ pub enum Command {
 /// Worker → control.
 #[derive(Debug)]
 pub enum Report {
+    /// Built its runtime with the chosen driver, or could not (`refused`: why, with the
+    /// errno and its likely cause); waits for the verdict before it runs (startup only).
+    Runtime {
+        worker: usize,
+        refused: Option<String>,
+    },
     /// Accepting on its socket.
     Ready { worker: usize },
     /// Could not start.

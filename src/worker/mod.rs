@@ -29,12 +29,14 @@ use crate::observe::metrics::WorkerMetrics;
 use crate::snapshot::Snapshot;
 use commands::{Command, Report};
 use cores::WorkerPlan;
-use runtime::DriverKind;
+use runtime::{DriverKind, Verdict, WorkerRuntime};
 use signal::LocalSignal;
 use state::{Generation, WorkerState};
 
 /// Threads of the shared blocking pool (DNS and file IO, off the workers).
 const BLOCKING_THREADS: usize = 2;
+/// How long a worker waits for the control thread's verdict on its runtime.
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a draining worker checks whether its last connection has ended.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// Exit status of a process whose worker thread died (a panic outside every connection task):
@@ -44,12 +46,16 @@ pub const EXIT_WORKER_DIED: i32 = 70;
 /// What the control thread keeps of a worker.
 pub struct WorkerHandle {
     pub commands: flume::Sender<Command>,
+    /// The answer to the worker's `Report::Runtime` (startup only).
+    pub verdict: crossbeam_channel::Sender<Verdict>,
     /// The worker's metrics, which the control thread reads when `/metrics` is scraped.
     pub metrics: Arc<WorkerMetrics>,
     pub thread: thread::JoinHandle<()>,
 }
 
-/// Starts every worker; each sends one `Ready` or `Failed` report on `reports`.
+/// Starts every worker. Each builds its runtime with `driver` and sends `Runtime` on
+/// `reports`, then waits for the control thread's [`Verdict`] on its handle; then one `Ready`
+/// or `Failed`.
 pub fn spawn(
     plan: &WorkerPlan,
     driver: DriverKind,
@@ -63,6 +69,7 @@ pub fn spawn(
     for (id, std_listener) in listeners.into_iter().enumerate() {
         let core = plan.pins.get(id).copied();
         let (tx, rx) = flume::unbounded();
+        let (verdict_tx, verdict_rx) = crossbeam_channel::bounded(1);
         let metrics = Arc::new(WorkerMetrics::default());
         let ctx = WorkerCtx {
             id,
@@ -89,29 +96,65 @@ pub fn spawn(
                     }
                 }
                 let reports = ctx.reports.clone();
+                let Some(mut rt) = agree_on_runtime(id, driver, &pool, &reports, &verdict_rx)
+                else {
+                    return;
+                };
                 // The panic hook ends the process first (`contain`); this catch is the same
                 // end when no hook is installed.
                 let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    runtime::block_on(driver, pool, move || worker_main(ctx, std_listener))
+                    rt.block_on(worker_main(ctx, std_listener))
                 }));
-                match ran {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        let _ = reports.send(Report::Failed {
-                            worker: id,
-                            error: format!("runtime: {e}"),
-                        });
-                    }
-                    Err(_) => worker_died(id),
+                if ran.is_err() {
+                    worker_died(id);
                 }
             })?;
         handles.push(WorkerHandle {
             commands: tx,
+            verdict: verdict_tx,
             metrics,
             thread,
         });
     }
     Ok(handles)
+}
+
+/// Builds this thread's runtime, reports whether it could, and follows the control thread's
+/// verdict (all workers on one driver). `None`: the worker does not start (any failure is
+/// reported).
+fn agree_on_runtime(
+    id: usize,
+    driver: DriverKind,
+    pool: &DefaultThreadPool,
+    reports: &crossbeam_channel::Sender<Report>,
+    verdict: &crossbeam_channel::Receiver<Verdict>,
+) -> Option<WorkerRuntime> {
+    let built = WorkerRuntime::build(driver, pool);
+    let refused = built.as_ref().err().map(runtime::describe_ring_failure);
+    let _ = reports.send(Report::Runtime {
+        worker: id,
+        refused,
+    });
+    // The control thread answers at once when every worker has reported; it is gone only
+    // when startup failed.
+    match verdict.recv_timeout(VERDICT_TIMEOUT) {
+        Ok(Verdict::Run) => built.ok(),
+        Ok(Verdict::Epoll) => {
+            // The io_uring runtime (if any) goes first: its ring is what did not fit.
+            drop(built);
+            match WorkerRuntime::build(DriverKind::Epoll, pool) {
+                Ok(rt) => Some(rt),
+                Err(e) => {
+                    let _ = reports.send(Report::Failed {
+                        worker: id,
+                        error: format!("runtime: {e}"),
+                    });
+                    None
+                }
+            }
+        }
+        Ok(Verdict::Stop) | Err(_) => None,
+    }
 }
 
 /// A worker thread panicked outside every connection task (the panic message went to stderr

@@ -1,10 +1,12 @@
 //! Hardening tests: worker and process lifecycle (issue 17, spec §12).
 //!
 //! `panics`: a panic while serving one connection resets that connection only, and a panic
-//! outside every connection task ends the process (fault injection, defect 0). `rolling`:
-//! during `shutdown_delay` keep-alive clients are told to leave and idle ones are not cut
-//! (defect 12).
+//! outside every connection task ends the process (fault injection, defect 0). `memlock`:
+//! `io_driver: auto` falls back to epoll when the rings do not fit `RLIMIT_MEMLOCK` (defect
+//! 11). `rolling`: during `shutdown_delay` keep-alive clients are told to leave and idle ones
+//! are not cut (defect 12).
 
+mod memlock;
 mod panics;
 mod rolling;
 
