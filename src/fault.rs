@@ -23,7 +23,7 @@ pub const STARTUP_WARNING: &str =
     "fault injection is compiled in (feature fault-injection): a test build, not for production";
 
 /// How long `x-dito-fault: stall` blocks the worker thread.
-pub const STALL: Duration = Duration::from_millis(1500);
+pub const STALL: Duration = Duration::from_millis(2500);
 
 /// Acts on a request's fault header, if any.
 pub fn on_request(head: &RequestHead) {
