@@ -22,6 +22,8 @@ pub mod control;
 pub mod downstream;
 pub mod endpoints;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod fxhash;
 pub mod h2;
 pub mod http;

@@ -45,6 +45,7 @@ use crate::upstream::forward::{forward, Forward, ForwardError};
 use crate::upstream::request_head::HeadInputs;
 use crate::upstream::route::WorkerRoute;
 use crate::upstream::upgrade::{forward_upgrade, Upgraded};
+use crate::worker::contain;
 use crate::worker::state::{Generation, WorkerState};
 
 /// Per-request facts that every phase may read.
@@ -60,8 +61,11 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     pub fn new(head: &RequestHead, peer: SocketAddr, tls: bool, worker: &WorkerState) -> Self {
+        let request_id = worker.ids.for_request(head.header("x-request-id"));
+        // A panic from here on is logged with this id (`worker::contain`).
+        contain::note_request_id(&request_id);
         RequestCtx {
-            request_id: worker.ids.for_request(head.header("x-request-id")),
+            request_id,
             started: Instant::now(),
             peer,
             tls,
@@ -106,6 +110,8 @@ pub async fn handle<D: Downstream>(
     ctx: &RequestCtx,
     down: &mut D,
 ) -> Outcome {
+    #[cfg(feature = "fault-injection")]
+    crate::fault::on_request(head);
     let generation = worker.generation();
     let mut seen = Seen {
         counted: true,

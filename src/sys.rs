@@ -1,8 +1,9 @@
 //! IO glue the standard library and monoio do not provide (design §4 allows `unsafe` here):
-//! SO_LINGER through the raw fd, a non-blocking peek that tells whether an idle socket has
-//! heard from its peer, and a client stream whose close can be a pure reset and whose writes
-//! give up when the client stops reading (`request_limits.send_timeout`, spec §6). Each call
-//! works on a raw fd the caller owns and keeps open.
+//! SO_LINGER through the raw fd, a non-blocking peek at a socket's receive queue (has an idle
+//! socket heard from its peer?), the memlock limit, and a client stream whose close can be a
+//! pure reset and whose writes give up when the client stops reading
+//! (`request_limits.send_timeout`, spec §6). Each call works on a raw fd the caller owns and
+//! keeps open.
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
@@ -56,15 +57,23 @@ pub fn set_nodelay(fd: RawFd) -> bool {
     rc == 0
 }
 
-/// Whether an idle socket is still quiet: nothing to read, no end of stream, no error. One
-/// non-blocking `recv(MSG_PEEK | MSG_DONTWAIT)` of one byte, which consumes nothing. A pooled
-/// upstream connection that is not quiet was closed by its peer (FIN, RST, a TLS
-/// close_notify) or sent bytes nobody asked for; either way it must not carry a request.
-pub fn socket_is_quiet(fd: RawFd) -> bool {
+/// What a non-blocking peek at a socket's receive queue found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Nothing to read, no end of stream, no error.
+    Quiet,
+    /// Bytes wait unread (left queued).
+    Pending,
+    /// The peer closed (FIN or RST) or the socket has an error.
+    Closed,
+}
+
+/// One non-blocking `recv(MSG_PEEK | MSG_DONTWAIT)` of one byte, which consumes nothing.
+pub fn peek(fd: RawFd) -> Peek {
     let mut byte = 0u8;
     // SAFETY: `fd` is an open socket owned by the caller for the duration of the call, and
-    // `byte` is a valid, writable buffer of the one byte the call may write.
-    let rc = unsafe {
+    // `byte` is a valid one-byte buffer that outlives the call; MSG_PEEK leaves it queued.
+    let n = unsafe {
         libc::recv(
             fd,
             std::ptr::addr_of_mut!(byte).cast(),
@@ -72,7 +81,26 @@ pub fn socket_is_quiet(fd: RawFd) -> bool {
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    match n {
+        n if n > 0 => Peek::Pending,
+        n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock => {
+            Peek::Quiet
+        }
+        _ => Peek::Closed,
+    }
+}
+
+/// Whether an idle socket is still quiet. A pooled upstream connection that is not was closed
+/// by its peer (FIN, RST, a TLS close_notify) or sent bytes nobody asked for; either way it
+/// must not carry a request.
+pub fn socket_is_quiet(fd: RawFd) -> bool {
+    peek(fd) == Peek::Quiet
+}
+
+/// Whether the peer has sent bytes that wait unread (peeked, not consumed; never blocks).
+/// False on EOF, on an error and when nothing is queued.
+pub fn has_pending_input(fd: RawFd) -> bool {
+    peek(fd) == Peek::Pending
 }
 
 /// Shuts both directions of a socket down. A write or read waiting on it (an io_uring
@@ -84,6 +112,18 @@ fn shutdown_both(fd: RawFd) {
     unsafe {
         libc::shutdown(fd, libc::SHUT_RDWR);
     }
+}
+
+/// The soft `RLIMIT_MEMLOCK` of this process in bytes; `None` when unlimited or unknown.
+pub fn memlock_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `struct rlimit` into `lim`, which is valid and outlives
+    // the call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
 /// A client TCP stream whose graceful half-close can be suppressed.

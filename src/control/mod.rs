@@ -7,6 +7,7 @@
 //! worker's `Report::Scrape` gets the metrics text (`metrics`). It may block; it never touches
 //! a worker's state except through messages (and relaxed reads of the workers' metrics).
 
+mod driver;
 pub mod listeners;
 mod metrics;
 mod reload;
@@ -90,6 +91,8 @@ pub fn run(path: &Path, enable_profiler: bool) -> i32 {
         }
     };
     let mut log = log::init(config.logging.level, config.logging.format);
+    // Before any worker runs: a panic serving one connection ends that connection only.
+    crate::worker::contain::install_hook();
     let file = path.display().to_string();
     for w in &warnings {
         tracing::warn!(target: STARTUP, "{}", w.render(&file));
@@ -124,22 +127,14 @@ fn start(
     let (sockets, real_addr) = listeners::bind_all(addr, plan.workers)?;
 
     tracing::info!(target: STARTUP, "Dito {} starting", env!("CARGO_PKG_VERSION"));
-    match &driver.fallback_reason {
-        Some(why) => tracing::warn!(
-            target: STARTUP,
-            "io driver: {} ({why}; falling back)",
-            driver.kind.name()
-        ),
-        None => tracing::info!(target: STARTUP, "io driver: {}", driver.kind.name()),
-    }
+    #[cfg(feature = "fault-injection")]
+    tracing::warn!(target: STARTUP, "{}", crate::fault::STARTUP_WARNING);
     let pinning = if plan.pins.is_empty() {
         format!("off ({})", plan.pin_reason)
     } else {
         let cores: Vec<String> = plan.pins.iter().map(|c| c.id.to_string()).collect();
         format!("on ({}; cores {})", plan.pin_reason, cores.join(","))
     };
-    tracing::info!(target: STARTUP, "workers: {}, pinning: {pinning}", plan.workers);
-    tracing::info!(target: STARTUP, "listening on {real_addr}");
     if enable_profiler {
         profiler::start(config.profiler.listen)?;
     }
@@ -158,6 +153,18 @@ fn start(
         reports_tx,
     )
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    // Every worker on one driver: the one they could all build (`driver`).
+    let driver = driver::settle(config.io_driver, driver, &workers, &reports, READY_TIMEOUT)?;
+    match &driver.fallback_reason {
+        Some(why) => tracing::warn!(
+            target: STARTUP,
+            "io driver: {} ({why}; falling back)",
+            driver.kind.name()
+        ),
+        None => tracing::info!(target: STARTUP, "io driver: {}", driver.kind.name()),
+    }
+    tracing::info!(target: STARTUP, "workers: {}, pinning: {pinning}", plan.workers);
+    tracing::info!(target: STARTUP, "listening on {real_addr}");
     let metrics = ControlMetrics::new(
         workers.iter().map(|w| w.metrics.clone()).collect(),
         driver.kind,

@@ -1,7 +1,9 @@
 //! Graceful shutdown (spec §12).
 //!
-//! SIGTERM/SIGINT: `/readyz` turns 503 at once; during `shutdown_delay` Dito keeps accepting
-//! so load balancers notice; then every worker stops accepting, closes idle keep-alive
+//! SIGTERM/SIGINT: `/readyz` turns 503 at once and every response from then on ends its
+//! connection (`Connection: close`, GOAWAY on HTTP/2), so keep-alive clients reconnect to
+//! another replica; during `shutdown_delay` Dito keeps accepting and keeps idle connections
+//! open so load balancers notice; then every worker stops accepting, closes idle keep-alive
 //! connections and ends busy ones after their next response; requests get `shutdown_timeout`
 //! to finish, then the process exits 0. A second signal exits 1 at once.
 
@@ -19,6 +21,12 @@ impl Control {
             timeout = ?self.config.shutdown_timeout,
             "shutting down: /readyz now answers 503"
         );
+        // From now on every response ends its connection, so keep-alive clients reconnect —
+        // through a load balancer that sees `/readyz` 503, to another replica — while this one
+        // still answers; idle connections stay open until the delay is over.
+        for w in &self.workers {
+            let _ = w.commands.send(Command::Closing);
+        }
         let delay_end = Instant::now() + self.config.shutdown_delay;
         if let Some(code) = self.wait_watching_signals(delay_end, |_| false) {
             return code;

@@ -1,5 +1,6 @@
 //! One HTTP/2 client connection: handshake, settings and limits, the accept loop that drives
-//! the connection and spawns a local task per stream, idle close, and GOAWAY on drain.
+//! the connection and spawns a local (contained) task per stream, idle close, and GOAWAY as
+//! soon as shutdown begins.
 //!
 //! Limits (spec §6 and the published h2 DoS fixes): at most [`MAX_CONCURRENT_STREAMS`]
 //! streams; the header list is limited to the configured `max_header_bytes` (h2 answers a
@@ -17,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::activity::StreamActivity;
 use super::io::Prefixed;
 use super::stream::serve_stream;
+use crate::worker::contain::{self, contain, Scope};
 use crate::worker::state::WorkerState;
 
 /// Streams a client may have open at once.
@@ -41,6 +43,16 @@ enum Event {
     Stream(Box<Accepted>),
     Drain,
     Idle,
+    /// A stream task of this connection panicked.
+    Panicked,
+}
+
+/// Resolves when a stream task of the connection in `scope` panicked; never without one.
+async fn stream_panicked(scope: Option<&Scope>) {
+    match scope {
+        Some(scope) => scope.ended().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Serves one HTTP/2 connection until it closes. `io` starts with the connection preface
@@ -78,28 +90,36 @@ where
         }
     };
     let activity = Rc::new(StreamActivity::default());
+    // A stream task that panics resets this connection (`worker::contain`): end it then.
+    let scope = contain::current();
     let mut draining = false;
     // Like HTTP/1.1: a new connection waits for its first request under the header timeout,
     // later idle periods under the keep-alive timeout.
     let mut idle_for = limits.header_read_timeout;
     loop {
-        let event = if draining {
-            Event::Stream(Box::new(conn.accept().await))
-        } else {
-            let idle = activity.idle(idle_for);
-            monoio::select! {
-                s = conn.accept() => Event::Stream(Box::new(s)),
-                _ = worker.drain.wait() => Event::Drain,
-                _ = idle => Event::Idle,
-            }
+        let idle = activity.idle(idle_for);
+        let event = monoio::select! {
+            s = conn.accept() => Event::Stream(Box::new(s)),
+            // Shutdown began (spec §12): GOAWAY at once, during `shutdown_delay` too, so the
+            // client moves to another replica; open streams finish.
+            _ = worker.closing.wait(), if !draining => Event::Drain,
+            _ = idle, if !draining => Event::Idle,
+            _ = stream_panicked(scope.as_deref()) => Event::Panicked,
         };
         match event {
             Event::Stream(s) => match *s {
                 Some(Ok((req, respond))) => {
                     idle_for = limits.keep_alive_timeout;
                     let (w, open) = (worker.clone(), activity.stream());
+                    let stream_scope = Scope::child();
                     monoio::spawn(async move {
-                        serve_stream(req, respond, peer, tls, w).await;
+                        let served = contain(
+                            stream_scope,
+                            serve_stream(req, respond, peer, tls, w.clone()),
+                        );
+                        if let Err(caught) = served.await {
+                            caught.report(&w.metrics, w.id, peer);
+                        }
                         drop(open);
                     });
                 }
@@ -114,6 +134,8 @@ where
                 conn.graceful_shutdown();
                 draining = true;
             }
+            // The reset is armed: dropping the connection sends it.
+            Event::Panicked => break,
         }
     }
     account(&worker, &counts);

@@ -68,8 +68,8 @@ impl<R: ReadSource> H1Body<'_, R> {
 pub struct H1Sink<'c, W> {
     writer: &'c mut ConnWriter<W>,
     abort: &'c AbortHandle,
-    /// Fired when the worker drains: the next response ends its connection.
-    drain: &'c LocalSignal,
+    /// Fired when shutdown begins: every response from then on ends its connection.
+    closing: &'c LocalSignal,
     head_only: bool,
     http10: bool,
     client_keep_alive: bool,
@@ -140,7 +140,7 @@ impl<W: WriteSink> ResponseSink for H1Sink<'_, W> {
         length: BodyLength,
         close: bool,
     ) -> io::Result<()> {
-        let mut close = close || !self.client_keep_alive || self.drain.is_fired();
+        let mut close = close || !self.client_keep_alive || self.closing.is_fired();
         self.chunked = false;
         let http10 = self.http10;
         let mut chunked = false;
@@ -262,7 +262,7 @@ impl<'c, R: ReadSource, W: WriteSink> H1Exchange<'c, R, W> {
         reader: &'c mut ConnReader<R>,
         writer: &'c mut ConnWriter<W>,
         abort: &'c AbortHandle,
-        drain: &'c LocalSignal,
+        closing: &'c LocalSignal,
         head: &RequestHead,
         limits: &SessionLimits,
         request_id: &'c str,
@@ -279,7 +279,7 @@ impl<'c, R: ReadSource, W: WriteSink> H1Exchange<'c, R, W> {
             sink: H1Sink {
                 writer,
                 abort,
-                drain,
+                closing,
                 head_only: head.is_method("HEAD"),
                 http10: head.version == Version::Http10,
                 client_keep_alive: head.keep_alive,
@@ -367,7 +367,7 @@ impl<'c, R: ReadSource, W: WriteSink> Downstream for H1Exchange<'c, R, W> {
         let close = close
             || replaced.is_some()
             || !self.sink.client_keep_alive
-            || self.sink.drain.is_fired()
+            || self.sink.closing.is_fired()
             || !self.body.body.is_done();
         let resp = replaced.as_ref().unwrap_or(resp);
         self.sink.committed = true;

@@ -6,10 +6,16 @@
 //! [`Downstream`]), then decides whether the connection can carry another request: an unread
 //! body is drained when small and close otherwise, and `Expect: 100-continue` that was never
 //! answered with 100 ends the connection. Pipelined requests are answered in order because
-//! they are read one at a time from the same buffer. Worker thread only.
+//! they are read one at a time from the same buffer. Shutdown (spec §12): from SIGTERM on,
+//! each response says `Connection: close` (the exchange decides); when the worker drains, an
+//! idle connection closes — unless its next request has already arrived, which is served.
+//! Worker thread only.
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use monoio::time::Instant;
@@ -23,7 +29,7 @@ use crate::error::ProxyError;
 use crate::observe;
 use crate::pipeline::{self, RequestCtx};
 use crate::relay::websocket::Tunnel;
-use crate::sys::AbortHandle;
+use crate::sys::{self, AbortHandle};
 use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
 
@@ -70,7 +76,15 @@ where
     let mut transferred = Transferred::default();
     loop {
         let limits = worker.session_limits();
-        let read = read_head(&mut reader, &limits, first, &worker.drain, &mut storage).await;
+        let read = read_head(
+            &mut reader,
+            &limits,
+            first,
+            &worker.drain,
+            abort.fd(),
+            &mut storage,
+        )
+        .await;
         let read = match read {
             HeadRead::Http2 if first => {
                 transferred.account(&worker, &reader, &writer);
@@ -120,7 +134,7 @@ where
             &mut reader,
             &mut writer,
             &abort,
-            &worker.drain,
+            &worker.closing,
             &head,
             &limits,
             &ctx.request_id,
@@ -211,6 +225,7 @@ async fn read_head<R: ReadSource>(
     limits: &SessionLimits,
     first: bool,
     drain: &LocalSignal,
+    fd: RawFd,
     storage: &mut HeadStorage,
 ) -> HeadRead {
     // The header timeout runs from the request's first byte; before it, the connection is
@@ -237,15 +252,9 @@ async fn read_head<R: ReadSource>(
         let outcome = if deadline.is_some() {
             reader.fill(deadline).await
         } else {
-            // Idle between requests: draining closes the connection at once. Cancelling the
-            // read may drop bytes of a request that raced the drain; the close tells the
-            // client it was never processed (RFC 9112 §9.6 lets it retry).
-            if drain.is_fired() {
-                return HeadRead::Closed;
-            }
-            monoio::select! {
-                r = reader.fill(Some(idle_deadline)) => r,
-                _ = drain.wait() => return HeadRead::Closed,
+            match wait_idle(reader, idle_deadline, drain, fd).await {
+                Some(outcome) => outcome,
+                None => return HeadRead::Closed,
             }
         };
         match outcome {
@@ -257,6 +266,39 @@ async fn read_head<R: ReadSource>(
             ReadOutcome::TimedOut => return HeadRead::Closed,
         }
     }
+}
+
+/// Waits, idle between requests, for the next bytes until `deadline`. `None` when the worker
+/// drains while nothing of a next request has arrived: the connection closes. A request that
+/// already arrived when the drain comes is read and served (its response closes the
+/// connection), as nginx does; the pending read is never dropped with bytes in it, which
+/// would lose them (io_uring) or make the close a reset (bytes left unread).
+async fn wait_idle<R: ReadSource>(
+    reader: &mut ConnReader<R>,
+    deadline: Instant,
+    drain: &LocalSignal,
+    fd: RawFd,
+) -> Option<ReadOutcome> {
+    if drain.is_fired() && !sys::has_pending_input(fd) {
+        return None;
+    }
+    let mut fill = std::pin::pin!(reader.fill(Some(deadline)));
+    let mut drained = std::pin::pin!(drain.wait());
+    let mut drain_seen = false;
+    poll_fn(|cx| {
+        // The read first: bytes that are already there always win.
+        if let Poll::Ready(outcome) = fill.as_mut().poll(cx) {
+            return Poll::Ready(Some(outcome));
+        }
+        if !drain_seen && drained.as_mut().poll(cx).is_ready() {
+            drain_seen = true;
+            if !sys::has_pending_input(fd) {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 fn reject(e: HeadError) -> HeadRead {

@@ -29,6 +29,7 @@ pub const CONFIG_GENERATION: &str = "dito_config_generation";
 pub const WORKER_CONNECTIONS: &str = "dito_worker_connections";
 pub const IO_DRIVER: &str = "dito_io_driver";
 pub const LOG_LINES_DROPPED_TOTAL: &str = "dito_log_lines_dropped_total";
+pub const WORKER_PANICS_TOTAL: &str = "dito_worker_panics_total";
 pub const PLUGIN_PANICS_TOTAL: &str = "dito_plugin_panics_total";
 pub const PLUGIN_COUNTER_TOTAL: &str = "dito_plugin_counter_total";
 pub const WEBSOCKET_CONNECTIONS_ACTIVE: &str = "dito_websocket_connections_active";
@@ -62,6 +63,9 @@ pub fn help(family: &str) -> &'static str {
         WORKER_CONNECTIONS => "Open downstream connections of each worker.",
         IO_DRIVER => "The io driver the workers use.",
         LOG_LINES_DROPPED_TOTAL => "Log lines dropped because a worker's log queue was full.",
+        WORKER_PANICS_TOTAL => {
+            "Panics contained to one client connection (it was reset; the worker went on)."
+        }
         PLUGIN_PANICS_TOTAL => "Plugin hooks that panicked (the request got 500), by plugin.",
         PLUGIN_COUNTER_TOTAL => "Counters plugins add to, by plugin and counter name.",
         WEBSOCKET_CONNECTIONS_ACTIVE => "Open WebSocket tunnels.",
@@ -258,6 +262,8 @@ pub struct WorkerMetrics {
     pub(super) response_limit_exceeded: Counter,
     /// Shared with the worker's log queue, which counts into it (`observe::log`).
     pub(super) log_lines_dropped: Arc<Counter>,
+    /// Panics contained to one connection (`worker::contain`).
+    pub(super) worker_panics: Counter,
     /// Plugin panics and counters (`observe::plugin_series`).
     pub(super) plugins: PluginTable,
     /// WebSocket tunnels (`observe::tunnel_series`).
@@ -301,6 +307,10 @@ impl WorkerMetrics {
 
     pub fn log_lines_dropped(&self) -> u64 {
         self.log_lines_dropped.get()
+    }
+
+    pub fn worker_panics(&self) -> u64 {
+        self.worker_panics.get()
     }
 
     /// The counter the worker's log queue increments when it drops a line.
@@ -379,6 +389,7 @@ mod tests {
             WORKER_CONNECTIONS,
             IO_DRIVER,
             LOG_LINES_DROPPED_TOTAL,
+            WORKER_PANICS_TOTAL,
             PLUGIN_PANICS_TOTAL,
             PLUGIN_COUNTER_TOTAL,
             WEBSOCKET_CONNECTIONS_ACTIVE,

@@ -123,6 +123,11 @@ impl Recorder {
         self.shared.websocket.moved(dir, n);
     }
 
+    /// A connection task panicked and was contained (`dito_worker_panics_total`).
+    pub fn worker_panic(&self) {
+        self.shared.worker_panics.inc();
+    }
+
     /// A plugin hook panicked (`dito_plugin_panics_total`).
     pub fn plugin_panic(&self, plugin: &str) {
         self.plugins.panic(&self.shared.plugins, plugin);

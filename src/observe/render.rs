@@ -86,6 +86,12 @@ pub fn render(
         &[],
         sum(WorkerMetrics::log_lines_dropped),
     );
+    out.family(m::WORKER_PANICS_TOTAL, "counter");
+    out.sample(
+        m::WORKER_PANICS_TOTAL,
+        &[],
+        sum(WorkerMetrics::worker_panics),
+    );
 
     tunnel_series::render(&mut out, workers);
     render_plugins(&mut out, workers);

@@ -41,6 +41,8 @@ fn two_workers() -> (Recorder, Recorder) {
     b.rejected(RejectReason::HeaderTimeout);
     a.response_limit_exceeded();
     b.log_line_dropped();
+    a.worker_panic();
+    b.worker_panic();
     (a, b)
 }
 
@@ -109,6 +111,8 @@ fn sums_workers_by_labels() {
         Some(1.0)
     );
     assert_eq!(s.value("dito_log_lines_dropped_total", &[]), Some(1.0));
+    assert_eq!(s.kind("dito_worker_panics_total"), Some("counter"));
+    assert_eq!(s.value("dito_worker_panics_total", &[]), Some(2.0));
 }
 
 #[test]

@@ -12,7 +12,7 @@
 
 use crate::http::conn::ReadSource;
 use crate::http::response::WriteSink;
-use crate::relay::tunnel::{self, Direction, Side};
+use crate::relay::tunnel::{self, Direction, Side, TunnelEnd};
 use crate::upstream::upgrade::Upgraded;
 use crate::worker::state::WorkerState;
 
@@ -42,6 +42,12 @@ impl<R: ReadSource, W: WriteSink> Tunnel<R, W> {
             request_id,
         } = upstream;
         worker.metrics.tunnel_opened();
+        // Counted as ended however the tunnel ends: a panic unwinding through here (a
+        // contained connection task, `worker::contain`) counts as `error`.
+        let mut open = OpenTunnel {
+            worker,
+            end: TunnelEnd::Failed,
+        };
         let shutdown_timeout = worker.generation().snapshot.config.shutdown_timeout;
         let stop = async {
             worker.drain.wait().await;
@@ -65,7 +71,8 @@ impl<R: ReadSource, W: WriteSink> Tunnel<R, W> {
             early: up_early,
         };
         let (end, bytes) = tunnel::run(client, upstream, idle, stop, &moved).await;
-        worker.metrics.tunnel_closed(end);
+        open.end = end;
+        drop(open);
         tracing::debug!(
             request_id,
             end = ?end,
@@ -73,5 +80,17 @@ impl<R: ReadSource, W: WriteSink> Tunnel<R, W> {
             upstream_to_client = bytes.upstream_to_client,
             "websocket tunnel ended"
         );
+    }
+}
+
+/// An open tunnel in the tunnel gauge until dropped, then counted as ended with `end`.
+struct OpenTunnel<'a> {
+    worker: &'a WorkerState,
+    end: TunnelEnd,
+}
+
+impl Drop for OpenTunnel<'_> {
+    fn drop(&mut self) {
+        self.worker.metrics.tunnel_closed(self.end);
     }
 }

@@ -19,6 +19,9 @@ pub enum Command {
     Commit { gen: u64 },
     /// Drop what was prepared for `gen`.
     Abort { gen: u64 },
+    /// Shutdown began: end every connection after its next response (`Connection: close`,
+    /// HTTP/2 GOAWAY); keep accepting and keep idle connections open until `Drain`.
+    Closing,
     /// Stop accepting; close idle connections; end busy ones after their response.
     Drain,
 }
@@ -26,6 +29,12 @@ pub enum Command {
 /// Worker → control.
 #[derive(Debug)]
 pub enum Report {
+    /// Built its runtime with the chosen driver, or could not (`refused`: why, with the
+    /// errno and its likely cause); waits for the verdict before it runs (startup only).
+    Runtime {
+        worker: usize,
+        refused: Option<String>,
+    },
     /// Accepting on its socket.
     Ready { worker: usize },
     /// Could not start.

@@ -4,21 +4,26 @@
 //! split into owned read and write halves for the HTTP/1.1 session (after a TLS handshake when
 //! the generation has a `tls` block, see [`crate::tls::server`]), and is counted in the
 //! worker's open connections until it ends — a WebSocket tunnel too, which runs after the
-//! HTTP session's state is freed. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the
+//! HTTP session's state is freed. Each connection task is contained (`worker::contain`): a
+//! panic while serving it resets that connection only, and the loop goes on. Accept errors (EMFILE, ENFILE, ECONNABORTED) never end the
 //! loop: they are logged at most once per second and retried after a short pause. The loop
 //! ends when its stop signal fires (a new listener took over, or draining began); the socket
 //! closes then.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpListener;
 use monoio::time::Instant;
+use rustls::ServerConfig;
 
 use crate::http::session::{self, Served};
-use crate::sys::{self, ClientStream};
+use crate::sys::{self, AbortHandle, ClientStream};
 use crate::tls;
+use crate::worker::contain::{contain, Scope};
 use crate::worker::signal::LocalSignal;
 use crate::worker::state::WorkerState;
 
@@ -60,36 +65,17 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
                 let w = worker.clone();
                 // The generation's listener config decides: a reload that changes the
                 // certificate reaches the next accepted connection.
-                match worker.generation().server_tls.clone() {
-                    Some(config) => {
-                        monoio::spawn(async move {
-                            // Boxed: the task stays small, so the runtime's moves of it are
-                            // cheap; the ~9 KiB connection state is written once, on the heap.
-                            let tls = tls::server::serve(stream, abort, peer, w.clone(), config);
-                            if let Some(tunnel) = Box::pin(tls).await {
-                                // The connection state is freed: a tunnel keeps only its own.
-                                Box::pin(tunnel.run(&w)).await;
-                            }
-                            drop(guard);
-                        });
+                let tls = worker.generation().server_tls.clone();
+                let scope = Scope::connection(Some(abort.clone()));
+                monoio::spawn(async move {
+                    // Boxed: the task stays small, so the runtime's moves of it are cheap;
+                    // the ~9 KiB connection state is written once, on the heap.
+                    let serve = Box::pin(serve_connection(stream, abort, peer, w.clone(), tls));
+                    if let Err(caught) = contain(scope, serve).await {
+                        caught.report(&w.metrics, w.id, peer);
                     }
-                    None => {
-                        let (rd, wr) = stream.into_split();
-                        monoio::spawn(async move {
-                            // Boxed, as above.
-                            let session =
-                                Box::pin(session::serve(rd, wr, abort, peer, false, w.clone()));
-                            match session.await {
-                                Served::Closed => {}
-                                Served::Http2 { rd, wr, read } => {
-                                    Box::pin(serve_h2c(rd, wr, read, peer, w)).await;
-                                }
-                                Served::Tunnel(tunnel) => Box::pin(tunnel.run(&w)).await,
-                            }
-                            drop(guard);
-                        });
-                    }
-                }
+                    drop(guard);
+                });
             }
             Err(e) => {
                 let now = Instant::now();
@@ -103,13 +89,44 @@ async fn accept_loop(listener: &TcpListener, worker: &Rc<WorkerState>) {
     }
 }
 
+/// Serves one accepted connection to its end: TLS or plain HTTP/1.1, HTTP/2 after the
+/// preface, and the WebSocket tunnel it may become once the HTTP state is freed.
+async fn serve_connection(
+    stream: ClientStream,
+    abort: AbortHandle,
+    peer: SocketAddr,
+    w: Rc<WorkerState>,
+    tls: Option<Arc<ServerConfig>>,
+) {
+    match tls {
+        Some(config) => {
+            let tls = tls::server::serve(stream, abort, peer, w.clone(), config);
+            if let Some(tunnel) = Box::pin(tls).await {
+                // The connection state is freed: a tunnel keeps only its own.
+                Box::pin(tunnel.run(&w)).await;
+            }
+        }
+        None => {
+            let (rd, wr) = stream.into_split();
+            let session = Box::pin(session::serve(rd, wr, abort, peer, false, w.clone()));
+            match session.await {
+                Served::Closed => {}
+                Served::Http2 { rd, wr, read } => {
+                    Box::pin(serve_h2c(rd, wr, read, peer, w)).await;
+                }
+                Served::Tunnel(tunnel) => Box::pin(tunnel.run(&w)).await,
+            }
+        }
+    }
+}
+
 /// Hands a connection that opened with the HTTP/2 preface to the HTTP/2 server (h2c with
 /// prior knowledge; see docs/decisions.md, issue 9).
 async fn serve_h2c(
     rd: OwnedReadHalf<ClientStream>,
     wr: OwnedWriteHalf<ClientStream>,
     read: Vec<u8>,
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
     worker: Rc<WorkerState>,
 ) {
     let Ok(stream) = rd.reunite(wr) else {

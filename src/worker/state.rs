@@ -107,7 +107,12 @@ pub struct WorkerState {
     pub server_configs: ServerConfigs,
     /// Process-wide flags the control thread writes (ready, draining).
     pub lifecycle: Arc<Lifecycle>,
-    /// Fired when this worker starts draining: idle connections close.
+    /// Fired when shutdown begins (SIGTERM, before `shutdown_delay`): from then on every
+    /// response ends its connection (`Connection: close`, GOAWAY on HTTP/2), so keep-alive
+    /// clients move to another replica while this one still serves (spec §12).
+    pub closing: LocalSignal,
+    /// Fired when this worker starts draining (after `shutdown_delay`): it stops accepting
+    /// and idle connections close.
     pub drain: LocalSignal,
     generation: RefCell<Rc<Generation>>,
 }
@@ -133,6 +138,7 @@ impl WorkerState {
             pool: Pool::default(),
             resolver: Resolver::default(),
             lifecycle,
+            closing: LocalSignal::default(),
             drain: LocalSignal::default(),
             tls_configs,
             h2_conns: Rc::default(),
@@ -150,8 +156,8 @@ impl WorkerState {
     }
 
     /// Whether responses should end their connections (shutdown has begun).
-    pub fn is_draining(&self) -> bool {
-        self.drain.is_fired()
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_fired()
     }
 
     /// The generation new requests start on.
