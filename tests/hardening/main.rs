@@ -16,3 +16,4 @@ mod connections;
 mod lifecycle;
 mod request;
 mod response;
+mod upstream_h2;

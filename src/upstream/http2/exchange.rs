@@ -3,13 +3,18 @@
 //! flow-control window), `response_header_timeout` and `request_timeout` as for HTTP/1.1, and
 //! the response relayed by the shared [`relay_final`]. A stream that fails before its response
 //! head is retried once on a new connection under the same rule as HTTP/1.1 (a reused
-//! connection, an idempotent method, no request-body byte consumed). Worker thread only.
+//! connection, an idempotent method, no request-body byte consumed). An upload that ends early
+//! resets the stream, so the exchange ends at once (with the head the upstream sent before, or
+//! 502 `reset`) instead of waiting for a head that cannot come. Worker thread only.
 
-use std::future::poll_fn;
-use std::pin::pin;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
 
 use bytes::Bytes;
-use h2::{Reason, SendStream};
+use h2::client::ResponseFuture;
+use h2::{Reason, RecvStream, SendStream};
+use http::Response;
 use monoio::time::Instant;
 
 use super::body::H2ResponseBody;
@@ -163,6 +168,12 @@ async fn exchange<D: Downstream>(
                     note_request_too_large(f);
                     return Attempt::Failed(ForwardError::Respond(ProxyError::RequestTooLarge));
                 }
+                if matches!(state, Upload::UpstreamFailed) {
+                    // The request never reached the upstream whole and its stream is reset
+                    // (by `upload_body` if no one else did): a head the upstream sent before
+                    // that (an early 413 or 401) is buffered in h2, and no other can come.
+                    break settled(response.as_mut()).await;
+                }
             }
             _ = monoio::time::sleep_until(deadline) => {
                 let kind = match on_timeout {
@@ -215,6 +226,18 @@ async fn exchange<D: Downstream>(
     }
 }
 
+/// The response once the stream is reset: the head h2 buffered, or the stream's error. It is
+/// ready at once; were it not, no head could come any more, and the answer is `CANCEL`.
+async fn settled(
+    mut response: Pin<&mut ResponseFuture>,
+) -> Result<Response<RecvStream>, h2::Error> {
+    let now = poll_fn(|cx| Poll::Ready(response.as_mut().poll(cx))).await;
+    match now {
+        Poll::Ready(r) => r,
+        Poll::Pending => Err(h2::Error::from(Reason::CANCEL)),
+    }
+}
+
 /// What an h2 error before the response head means in the spec §7 vocabulary: the upstream
 /// breaking the protocol (including a server that does not speak HTTP/2 at all) is
 /// `invalid_response`; a refused or reset stream, GOAWAY, or a lost socket is `reset`.
@@ -255,7 +278,10 @@ fn head_as_http1(parts: &http::response::Parts, out: &mut Vec<u8>) {
 }
 
 /// Streams the request body into the stream's DATA frames, waiting for the upstream's
-/// window; trailers of a chunked body go as a trailing HEADERS frame.
+/// window; trailers of a chunked body go as a trailing HEADERS frame. An upload that ends
+/// early resets the stream (`CANCEL`; a no-op on a stream the upstream or h2 reset already):
+/// the upstream must not wait for the rest of a request that is not coming, and the response
+/// future must settle now rather than at `response_header_timeout`.
 async fn upload_body<B: BodySource>(body: &mut B, mut out: SendStream<Bytes>, max: u64) -> Upload {
     let mut data = Vec::with_capacity(UPLOAD_PIECE);
     loop {
@@ -282,14 +308,14 @@ async fn upload_body<B: BodySource>(body: &mut B, mut out: SendStream<Bytes>, ma
             out.reserve_capacity(chunk.len());
             let granted = match poll_fn(|cx| out.poll_capacity(cx)).await {
                 Some(Ok(n)) => n,
-                _ => return Upload::UpstreamFailed,
+                _ => return upstream_failed(&mut out),
             };
             if granted == 0 {
                 continue;
             }
             let piece = chunk.split_to(granted.min(chunk.len()));
             if out.send_data(piece, false).is_err() {
-                return Upload::UpstreamFailed;
+                return upstream_failed(&mut out);
             }
         }
     }
@@ -299,8 +325,19 @@ async fn upload_body<B: BodySource>(body: &mut B, mut out: SendStream<Bytes>, ma
     } else {
         out.send_trailers(trailers)
     };
-    if ended.is_err() {
-        return Upload::UpstreamFailed;
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "HTTP/2 upstream refused the end of the request");
+        return upstream_failed(&mut out);
     }
     Upload::Sent
 }
+
+/// The stream could not take the rest of the request: reset it.
+fn upstream_failed(out: &mut SendStream<Bytes>) -> Upload {
+    out.send_reset(Reason::CANCEL);
+    Upload::UpstreamFailed
+}
+
+#[cfg(test)]
+#[path = "exchange_tests.rs"]
+mod tests;
