@@ -1,7 +1,7 @@
 //! Black-box tests for the hardening defects of issue 17, one module per area: the upstream
 //! response side (`response`), the client request side and its limits (`request`), worker and
-//! process lifecycle (`lifecycle`), and connections that stop making progress or sit idle
-//! (`connections`). Each test starts the real `dito` binary against real loopback peers.
+//! process lifecycle (`lifecycle`), connections that stop making progress or sit idle
+//! (`connections`), and failed uploads to HTTP/2 upstreams (`upstream_h2`). Each test starts the real `dito` binary against real loopback peers.
 //!
 //! One test binary for all of them, so the crate is linked once for the lot.
 
