@@ -83,9 +83,7 @@ pub fn peek(fd: RawFd) -> Peek {
     };
     match n {
         n if n > 0 => Peek::Pending,
-        n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock => {
-            Peek::Quiet
-        }
+        n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock => Peek::Quiet,
         _ => Peek::Closed,
     }
 }
