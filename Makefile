@@ -69,7 +69,7 @@ run: build build-plugins generate-keys sign-plugins update-config ## Build, sign
 test: lint ## Lint, then every test under both io drivers (what CI runs)
 	$(CARGO) build --workspace
 	DITO_TEST_IO_DRIVER=uring $(CARGO) test --workspace
-	DITO_TEST_IO_DRIVER=epoll $(CARGO) test -p dito --tests
+	DITO_TEST_IO_DRIVER=epoll $(CARGO) test --workspace --tests
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

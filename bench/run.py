@@ -138,6 +138,9 @@ def parse_args(argv):
     a("--wrk-threads", type=int, default=int(env("wrk_threads", 1)))
     a("--port-base", type=int, default=int(env("port_base", 20400)))
     a("--bin-dir", default=env("bin_dir", os.path.join(ROOT, "target", "release")))
+    a("--base-bin-dir", default=env("base_bin_dir", None),
+      help="another build's directory for the target dito-base (the same config), to measure "
+           "a change against the build before it in the same rounds (BASE_BIN_DIR)")
     a("--out", default=env("bench_out", os.path.join(BENCH, "out")))
     a("--keep-tmp", action="store_true", help="keep the rendered configs and logs")
     c = p.parse_args(argv)
@@ -182,8 +185,14 @@ def parse_args(argv):
                 "concurrent-stream limit; Dito's and nginx's is 128)")
     if not 0.1 <= c.reload_interval <= 60:
         p.error("--reload-interval: 0.1 to 60 seconds")
-    c.targets = [t for t in (c.targets or ("dito,nginx,haproxy" if c.reload else
-                                           "direct,dito,nginx,haproxy")).split(",") if t]
+    default_targets = "dito,nginx,haproxy" if c.reload else "direct,dito,nginx,haproxy"
+    if c.base_bin_dir and not (c.reload or c.observe_cost or c.ws):
+        default_targets += ",dito-base"
+    c.targets = [t for t in (c.targets or default_targets).split(",") if t]
+    if "dito-base" in c.targets and not c.base_bin_dir:
+        p.error("the target dito-base needs --base-bin-dir (BASE_BIN_DIR)")
+    if c.base_bin_dir and not os.access(os.path.join(c.base_bin_dir, "dito"), os.X_OK):
+        p.error(f"--base-bin-dir: no executable {c.base_bin_dir}/dito")
     lg, px, be = LAYOUTS[c.layout]
     c.loadgen_cpus = c.loadgen_cpus if c.loadgen_cpus is not None else lg
     c.proxy_cpus = c.proxy_cpus if c.proxy_cpus is not None else px
@@ -625,6 +634,8 @@ def main(argv):
                 runs.update(echo_runs)
             refs = ["direct", "nginx", "haproxy"]
             subject, peers = "dito", ("nginx", "haproxy")
+            if "dito-base" in cfg.targets:
+                refs, peers = refs + ["dito-base"], peers + ("dito-base",)
             only = [sc for sc in cfg.scenarios if sc not in normal + tls_up + tls_down]
             meta["title"] = ("Reload under load: " if only == [RELOAD] else
                              "WebSocket: " if only and set(only) <= set(ws_sc) and not normal

@@ -143,8 +143,11 @@ EXTRA_DEFAULTS = {"LOG_LEVEL": "warn", "LOCATION_EXTRA": "", "GLOBAL_EXTRA": "",
 # dito-observed: Dito with metrics on and an access line per request (to its log file, as
 # nginx's access_log writes a file), to measure what observing costs (--observe-cost).
 OBSERVED = {"ACCESS_LOG": "true", "METRICS": "true"}
+# dito-base: the same config on another build (--base-bin-dir), so a change is measured against
+# the build before it in the same rounds: dito ÷ dito-base.
 TEMPLATES = {"dito": ("dito.yaml.tmpl", "dito.yaml"),
              "dito-observed": ("dito.yaml.tmpl", "dito-observed.yaml"),
+             "dito-base": ("dito.yaml.tmpl", "dito-base.yaml"),
              "nginx": ("nginx-proxy.conf.tmpl", "nginx-proxy.conf"),
              "haproxy": ("haproxy.cfg.tmpl", "haproxy.cfg")}
 
@@ -216,12 +219,13 @@ def start_target(name, port, backend_port, cfg, tmp, tools, extra=None, client_t
               **(OBSERVED if name == "dito-observed" else {}), **(extra or {})}
     log = os.path.join(tmp, f"{name}.log")
     if name not in TEMPLATES:
-        raise ValueError(f"unknown target {name!r} (direct, dito, dito-observed, nginx, "
-                         "haproxy)")
+        raise ValueError(f"unknown target {name!r} (direct, dito, dito-observed, dito-base, "
+                         "nginx, haproxy)")
     template, conf_name = TEMPLATES[name]
-    if name in ("dito", "dito-observed"):
+    if name in ("dito", "dito-observed", "dito-base"):
         conf = render(template, os.path.join(tmp, conf_name), values)
-        proc = procs.Proc(name, [os.path.join(cfg.bin_dir, "dito"), "-f", conf],
+        bin_dir = cfg.base_bin_dir if name == "dito-base" else cfg.bin_dir
+        proc = procs.Proc(name, [os.path.join(bin_dir, "dito"), "-f", conf],
                           cpus=cfg.proxy_cpus, log_path=log)
     elif name == "nginx":
         proc = _nginx(tmp, nginx_kind, values, cfg.proxy_cpus, tools)
