@@ -22,6 +22,9 @@ pub mod control;
 pub mod downstream;
 pub mod endpoints;
 pub mod error;
+#[cfg(any(test, feature = "fuzz-api"))]
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod fxhash;
 pub mod h2;
 pub mod http;

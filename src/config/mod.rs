@@ -129,6 +129,19 @@ pub fn parse_str(file: &str, yaml: &str) -> Result<Loaded, LoadError> {
     parse_with(file, yaml, Report::default())
 }
 
+/// [`parse_str`] with an empty system trust store, so a TLS location without `ca_file` is an
+/// error instead of a read of the machine's CA store on every input. For the fuzz targets and
+/// property tests (`crate::fuzz_api`).
+#[cfg(any(test, feature = "fuzz-api"))]
+#[doc(hidden)]
+pub fn parse_str_without_system_roots(file: &str, yaml: &str) -> Result<Loaded, LoadError> {
+    let report = Report {
+        system_roots: tls_files::SystemRoots::with_loader(Vec::new),
+        ..Report::default()
+    };
+    parse_with(file, yaml, report)
+}
+
 fn parse_with(file: &str, yaml: &str, mut report: Report) -> Result<Loaded, LoadError> {
     let fail = |errors, warnings| LoadError {
         file: file.to_string(),
