@@ -1,8 +1,8 @@
 //! The chunked decoder, fed a body in arbitrary reads with an arbitrary data budget per step,
 //! must agree with a small whole-buffer reference decoder written from RFC 9112 §7.1 and the
 //! policy of `http::chunked` (extensions: any bytes but CTLs up to CR, dropped; trailer lines:
-//! valid fields, bounded): same data, same end, same trailers, and an error exactly when the
-//! reference finds one.
+//! valid fields, at most 64, bounded in bytes): same data, same end, same trailers, and an
+//! error exactly when the reference finds one.
 
 use crate::http::chunked::ChunkedDecoder;
 
@@ -24,6 +24,10 @@ pub type Decoded = (Vec<u8>, Outcome);
 
 /// Most hex digits in a chunk size (as `http::chunked` allows: 16 fit a u64).
 const MAX_SIZE_DIGITS: usize = 16;
+
+/// Most trailer fields `http::chunked` accepts (its validation has 64 header slots; found by
+/// this target: 82 short fields within the byte limit were refused).
+const MAX_TRAILER_FIELDS: usize = 64;
 
 /// The reference: one pass over the whole input, no state machine.
 pub fn reference_decode(input: &[u8], max_trailer_bytes: usize) -> Decoded {
@@ -93,7 +97,8 @@ pub fn reference_decode(input: &[u8], max_trailer_bytes: usize) -> Decoded {
 }
 
 /// The trailer section from `start`: CRLF-terminated field lines, then an empty line; at most
-/// `max` bytes of fields (the whole section, CRLFs included, without the final empty line).
+/// `max` bytes of fields (the whole section, CRLFs included, without the final empty line),
+/// at most [`MAX_TRAILER_FIELDS`] of them.
 fn trailer_section(input: &[u8], start: usize, max: usize, data: Vec<u8>) -> Decoded {
     let rest = &input[start..];
     let mut line_start = 0;
@@ -109,10 +114,10 @@ fn trailer_section(input: &[u8], start: usize, max: usize, data: Vec<u8>) -> Dec
         }
         if i + 1 - line_start == 2 {
             let section = &rest[..line_start];
-            if !section
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .all(|l| is_field_line(l.strip_suffix(b"\r").unwrap_or(l)))
+            let mut lines = section.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+            let fields = lines.clone().count();
+            if fields > MAX_TRAILER_FIELDS
+                || !lines.all(|l| is_field_line(l.strip_suffix(b"\r").unwrap_or(l)))
             {
                 return (data, Outcome::Invalid);
             }
