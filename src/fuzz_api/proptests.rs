@@ -209,6 +209,26 @@ proptest! {
     }
 }
 
+/// The trailer-field bound the reference shares with `http::chunked` (the chunked target
+/// found it): 64 fields end the body, 65 refuse it, in both decoders.
+#[test]
+fn trailer_field_bound_is_the_decoders() {
+    for (fields, ok) in [(64, true), (65, false)] {
+        let mut body = b"1\r\nx\r\n0\r\n".to_vec();
+        for i in 0..fields {
+            body.extend(format!("T{i}: v\r\n").bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        chunked::check_chunked(&body, &[7], 4, 65_536);
+        let (_, end) = chunked::reference_decode(&body, 65_536);
+        assert_eq!(
+            matches!(end, chunked::Outcome::Done { .. }),
+            ok,
+            "{fields} fields"
+        );
+    }
+}
+
 // ---- upstream response heads ----
 
 prop_compose! {
