@@ -25,6 +25,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -67,14 +68,36 @@ impl Diagnostic {
     }
 
     /// `FILE: path: message`, `FILE: message` when the path is empty, or
-    /// `FILE:LINE:COL: message` for a syntax error.
+    /// `FILE:LINE:COL: message` for a syntax error. Always one line: control characters (a
+    /// key in the file may hold a line break) are escaped.
     pub fn render(&self, file: &str) -> String {
-        match (self.position, self.path.is_empty()) {
-            (Some(p), _) => format!("{file}:{}:{}: {}", p.line, p.column, self.message),
-            (None, true) => format!("{file}: {}", self.message),
-            (None, false) => format!("{file}: {}: {}", self.path, self.message),
+        let (file, path, message) = (
+            one_line(file),
+            one_line(&self.path),
+            one_line(&self.message),
+        );
+        match (self.position, path.is_empty()) {
+            (Some(p), _) => format!("{file}:{}:{}: {message}", p.line, p.column),
+            (None, true) => format!("{file}: {message}"),
+            (None, false) => format!("{file}: {path}: {message}"),
         }
     }
+}
+
+/// `text` with its control characters escaped (`\n`, `\t`, `\u{1b}`).
+fn one_line(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A config that loaded, with the warnings found on the way (the caller prints them).
