@@ -323,6 +323,8 @@ fn yaml_key() -> impl Strategy<Value = &'static str> {
         "format",
         "enabled",
         "bogus_key",
+        // A key with a line break (the config target found one in a warning).
+        "\"odd\\nkey\"",
     ])
 }
 
@@ -414,7 +416,7 @@ proptest! {
     }
 
     #[test]
-    fn config_validation_survives_any_text(text in "[ -~\n\t]{0,200}") {
+    fn config_validation_survives_any_text(text in "[ -~\n\t\r]{0,200}") {
         config::check_config(&text);
     }
 }
