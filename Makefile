@@ -22,8 +22,19 @@ KEYS_DIR      ?= $(RUN_DIR)/keys
 PRIVATE_KEY   ?= $(KEYS_DIR)/ed25519_private.key
 PUBLIC_KEY    ?= $(KEYS_DIR)/ed25519_public.key
 
+# Fuzzing (fuzz/README.md): cargo-fuzz is installed into fuzz/.tools (ignored by git) on first
+# use; it needs nightly flags, which the stable toolchain accepts with RUSTC_BOOTSTRAP=1.
+FUZZ_SECONDS  ?= 30
+FUZZ_TARGETS  ?= $(notdir $(basename $(wildcard fuzz/fuzz_targets/*.rs)))
+FUZZ_TOOLS    := fuzz/.tools
+CARGO_FUZZ    := $(FUZZ_TOOLS)/bin/cargo-fuzz
+CARGO_FUZZ_VERSION ?= 0.13.2
+# Extra `cargo fuzz run` flags (e.g. --sanitizer none) and libFuzzer flags (e.g. -jobs=2).
+FUZZ_FLAGS    ?=
+FUZZ_ARGS     ?=
+
 .DEFAULT_GOAL := help
-.PHONY: help build build-plugins generate-keys sign-plugins run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload bench-observe bench-ws
+.PHONY: help build build-plugins generate-keys sign-plugins run test test-unit test-blackbox lint fmt update-config clean bench bench-quick bench-reload bench-observe bench-ws fuzz fuzz-tools
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -70,6 +81,23 @@ test: lint ## Lint, then every test under both io drivers (what CI runs)
 	$(CARGO) build --workspace
 	DITO_TEST_IO_DRIVER=uring $(CARGO) test --workspace
 	DITO_TEST_IO_DRIVER=epoll $(CARGO) test --workspace --tests
+
+fuzz: fuzz-tools ## Run every fuzz target for FUZZ_SECONDS each (default 30; FUZZ_TARGETS picks)
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		dict=; if [ -e fuzz/dicts/$$t.dict ]; then dict=-dict=$(abspath fuzz/dicts)/$$t.dict; fi; \
+		echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+		RUSTC_BOOTSTRAP=1 PATH="$(abspath $(FUZZ_TOOLS)/bin):$$PATH" \
+			$(CARGO) fuzz run --fuzz-dir fuzz $(FUZZ_FLAGS) $$t \
+			$(abspath fuzz/corpus)/$$t $(abspath fuzz/seeds)/$$t \
+			-- -max_total_time=$(FUZZ_SECONDS) $$dict $(FUZZ_ARGS) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets with findings:$$failed (fuzz/artifacts/)"; exit 1; fi
+
+fuzz-tools: $(CARGO_FUZZ) ## Install cargo-fuzz into fuzz/.tools (once)
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root $(FUZZ_TOOLS)
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -24,6 +24,9 @@ pub mod endpoints;
 pub mod error;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+#[cfg(any(test, feature = "fuzz-api"))]
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod fxhash;
 pub mod h2;
 pub mod http;

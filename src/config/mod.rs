@@ -26,6 +26,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -69,14 +70,36 @@ impl Diagnostic {
     }
 
     /// `FILE: path: message`, `FILE: message` when the path is empty, or
-    /// `FILE:LINE:COL: message` for a syntax error.
+    /// `FILE:LINE:COL: message` for a syntax error. Always one line: control characters (a
+    /// key in the file may hold a line break) are escaped.
     pub fn render(&self, file: &str) -> String {
-        match (self.position, self.path.is_empty()) {
-            (Some(p), _) => format!("{file}:{}:{}: {}", p.line, p.column, self.message),
-            (None, true) => format!("{file}: {}", self.message),
-            (None, false) => format!("{file}: {}: {}", self.path, self.message),
+        let (file, path, message) = (
+            one_line(file),
+            one_line(&self.path),
+            one_line(&self.message),
+        );
+        match (self.position, path.is_empty()) {
+            (Some(p), _) => format!("{file}:{}:{}: {message}", p.line, p.column),
+            (None, true) => format!("{file}: {message}"),
+            (None, false) => format!("{file}: {path}: {message}"),
         }
     }
+}
+
+/// `text` with its control characters escaped (`\n`, `\t`, `\u{1b}`).
+fn one_line(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A config that loaded, with the warnings found on the way (the caller prints them).
@@ -129,6 +152,19 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
 /// empty mapping): `dito` with no routes answers 404, which is what `locations: []` means.
 pub fn parse_str(file: &str, yaml: &str) -> Result<Loaded, LoadError> {
     parse_with(file, yaml, Report::default())
+}
+
+/// [`parse_str`] with an empty system trust store, so a TLS location without `ca_file` is an
+/// error instead of a read of the machine's CA store on every input. For the fuzz targets and
+/// property tests (`crate::fuzz_api`).
+#[cfg(any(test, feature = "fuzz-api"))]
+#[doc(hidden)]
+pub fn parse_str_without_system_roots(file: &str, yaml: &str) -> Result<Loaded, LoadError> {
+    let report = Report {
+        system_roots: tls_files::SystemRoots::with_loader(Vec::new),
+        ..Report::default()
+    };
+    parse_with(file, yaml, report)
 }
 
 fn parse_with(file: &str, yaml: &str, mut report: Report) -> Result<Loaded, LoadError> {

@@ -69,7 +69,8 @@ pub fn signing_key_from_file(path: &Path) -> Result<SigningKey, KeyError> {
     result
 }
 
-fn signing_key_from_bytes(bytes: &[u8]) -> Result<SigningKey, String> {
+/// [`signing_key_from_file`] on bytes already read (the parsing, without the file).
+pub fn signing_key_from_bytes(bytes: &[u8]) -> Result<SigningKey, String> {
     if bytes.len() != KEYPAIR_LENGTH {
         let hint = if bytes.len() == PUBLIC_KEY_LENGTH {
             " (this looks like a public key)"

@@ -52,6 +52,32 @@ fn unknown_keys_warn_with_full_paths() {
     );
 }
 
+/// Found by the `config` fuzz target: a key with a line break (a multi-line plain scalar
+/// key, or an escaped one) made a warning of several lines, where spec §1 promises one line
+/// per diagnostic. Control characters in a rendered diagnostic are escaped.
+#[test]
+fn keys_with_line_breaks_render_on_one_line() {
+    let loaded = load("\"bad\\nkey\\r\": 1\nlogging:\n  \"x\\ty\\e\": 2\n");
+    assert_eq!(
+        warnings(&loaded),
+        [
+            "c.yaml: bad\\nkey\\r: unknown key",
+            "c.yaml: logging.x\\ty\\u{1b}: unknown key",
+        ]
+    );
+    // The fuzzer's input, as found.
+    let found = load("nport: 8081\nrmax_request_body_size:rmax_request_body_size: ^/api\n?   tarnhttprepla\r\r\r\r\r\r\r\r fal{e\n");
+    for line in warnings(&found) {
+        assert!(!line.contains(['\n', '\r']), "{line:?}");
+    }
+    assert_eq!(
+        errors(
+            "locations:\n  - path: ^/a\n    target_url: http://h\n    additional_headers:\n      \"X\\nY\": v\n"
+        ),
+        ["c.yaml: locations[0].additional_headers.X\\nY: invalid header name \"X\\nY\": \"\\n\" is not allowed in an HTTP token"]
+    );
+}
+
 #[test]
 fn dead_keys_warn_that_they_do_nothing() {
     let yaml = format!(
