@@ -261,8 +261,26 @@ fn native_roots() -> Vec<CertificateDer<'static>> {
     found.certs
 }
 
+/// Largest PEM file read: a system CA bundle is ~0.2 MiB; anything far larger is a mistake
+/// (`ca_file: /dev/zero`, a log file) that must not fill the control thread's memory.
+const MAX_PEM_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_PEM_FILE_BYTES {
+        return Err(format!(
+            "{} is larger than {} MiB: not a PEM file",
+            path.display(),
+            MAX_PEM_FILE_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Every CERTIFICATE section of a PEM file (other sections are skipped).

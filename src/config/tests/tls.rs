@@ -199,6 +199,16 @@ fn ca_file_errors_name_the_key() {
 }
 
 #[test]
+fn an_endless_file_is_refused_without_reading_it_all() {
+    // `/dev/zero` never ends: read whole, it would fill the control thread's memory.
+    let errs = tls_errors("transport:\n  http:\n    ca_file: /dev/zero\n");
+    assert_eq!(
+        errs,
+        ["c.yaml: transport.http.ca_file: /dev/zero is larger than 16 MiB: not a PEM file"]
+    );
+}
+
+#[test]
 fn a_private_key_is_not_a_ca_bundle() {
     let f = files();
     let errs = tls_errors(&format!("transport:\n  http:\n    ca_file: {}\n", f.key));
