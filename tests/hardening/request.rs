@@ -16,7 +16,7 @@ mod underscores;
 
 use std::net::SocketAddr;
 
-use crate::proxy_common::{loc, yaml};
+use crate::proxy_common::{loc, yaml, Raw};
 use crate::support::upstream::{ok, Upstream};
 use crate::support::Dito;
 
@@ -27,14 +27,13 @@ fn scripted(top: &str) -> (Upstream, Dito) {
     (up, d)
 }
 
-/// The values of every `name` field of a raw head (case-insensitive), in order.
-fn fields<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
-    head.split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .collect()
+/// Sends a WebSocket upgrade for `path` with `extra` header lines (each ending in CRLF) and
+/// returns the response head.
+fn upgrade_head(addr: SocketAddr, path: &str, extra: &str) -> String {
+    let mut c = Raw::connect(addr);
+    c.send(upgrade_request(addr, path, extra).as_bytes());
+    c.read_until_contains(b"\r\n\r\n");
+    c.head_and_rest().0
 }
 
 /// A WebSocket upgrade request for `path` with `extra` header lines (each ending in CRLF).

@@ -2,14 +2,13 @@
 //! §10.1.4), in one `Connection` field with a WebSocket upgrade's `upgrade` token; an HTTP/2
 //! upstream gets `te: trailers` and no `Connection` (RFC 9113 §8.2.2).
 
-use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{fields, scripted, upgrade_request};
-use crate::proxy_common::{find, loc, yaml};
-use crate::support::client::{request, Client};
+use super::{scripted, upgrade_head};
+use crate::proxy_common::{head_field, loc, yaml};
+use crate::support::client::request;
 use crate::support::h2_upstream::H2Upstream;
 use crate::support::ws_upstream::WsUpstream;
 use crate::support::Dito;
@@ -27,8 +26,8 @@ fn upstream_hop_fields(te_lines: &str) -> (Vec<String>, Vec<String>) {
     let seen = up.next_request(WAIT).expect("the upstream saw the request");
     let own = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect();
     (
-        own(fields(&seen.head, "connection")),
-        own(fields(&seen.head, "te")),
+        own(head_field(&seen.head, "connection")),
+        own(head_field(&seen.head, "te")),
     )
 }
 
@@ -57,26 +56,7 @@ fn a_websocket_upgrade_with_te_trailers_names_both_tokens_in_one_connection_fiel
         "",
         &[loc("^/ws", &ws.url(), "    enable_websocket: true\n")],
     ));
-    let mut c = Client::connect(d.addr);
-    c.send(upgrade_request(d.addr, "/ws/chat", "TE: trailers\r\n").as_bytes());
-    let mut head = Vec::new();
-    let mut tmp = [0u8; 4096];
-    let start = Instant::now();
-    while find(&head, b"\r\n\r\n").is_none() {
-        assert!(
-            start.elapsed() < WAIT,
-            "no 101: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        let n = c.stream.read(&mut tmp).expect("read the 101");
-        assert!(
-            n > 0,
-            "closed before the 101: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        head.extend_from_slice(&tmp[..n]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
+    let head = upgrade_head(d.addr, "/ws/chat", "TE: trailers\r\n");
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     let seen = ws.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");

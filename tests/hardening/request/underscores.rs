@@ -3,13 +3,12 @@
 //! `request_limits.headers_with_underscores: allow`, refused with 400 with `reject` — over
 //! HTTP/1.1, HTTP/2 and WebSocket upgrades, applied by a reload, checked by `dito check`.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::upgrade_request;
-use crate::proxy_common::{echoed, find, loc, through_echo, yaml, Echoed};
+use super::upgrade_head;
+use crate::proxy_common::{echoed, loc, through_echo, yaml, Echoed};
 use crate::support::client::{get, request, Client, Resp};
 use crate::support::upstream::{ok, Upstream};
 use crate::support::ws_upstream::WsUpstream;
@@ -121,22 +120,7 @@ fn http2_requests_follow_the_same_policy() {
 
 /// Sends a WebSocket upgrade with `X_Forwarded_For` and returns the response head.
 fn upgrade_with_underscore(d: &Dito) -> String {
-    let mut c = Client::connect(d.addr);
-    c.send(upgrade_request(d.addr, "/ws/chat", "X_Forwarded_For: 6.6.6.6\r\n").as_bytes());
-    let mut head = Vec::new();
-    let mut tmp = [0u8; 4096];
-    let start = Instant::now();
-    while find(&head, b"\r\n\r\n").is_none() {
-        assert!(
-            start.elapsed() < WAIT,
-            "no answer: {:?}",
-            String::from_utf8_lossy(&head)
-        );
-        let n = c.stream.read(&mut tmp).expect("read the answer");
-        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&head));
-        head.extend_from_slice(&tmp[..n]);
-    }
-    String::from_utf8_lossy(&head).into_owned()
+    upgrade_head(d.addr, "/ws/chat", "X_Forwarded_For: 6.6.6.6\r\n")
 }
 
 #[test]
