@@ -9,6 +9,7 @@
 //! only: the connection and its streams are `!Send` and run as local tasks.
 
 pub mod activity;
+mod body;
 mod conn;
 mod head;
 mod io;

@@ -1,16 +1,12 @@
-//! One HTTP/2 stream as a pipeline exchange: [`H2Body`] reads DATA frames and releases
-//! flow-control capacity as the pipeline consumes the bytes; [`H2Sink`] sends the response
+//! One HTTP/2 stream as a pipeline exchange: [`H2Body`] (`super::body`) reads DATA frames and
+//! releases flow-control capacity as the pipeline consumes the bytes; [`H2Sink`] sends the response
 //! with `SendResponse`/`SendStream`, waiting for send capacity so a slow client holds back
 //! the relay instead of growing a buffer (at most `send_timeout` per wait). An abort resets
 //! only this stream (RST_STREAM INTERNAL_ERROR); the connection and its other streams carry
 //! on.
 //!
-//! A request with a declared `content-length` is complete only at END_STREAM: DATA beyond
-//! the length makes it malformed (RFC 9113 §8.1.1), which h2 answers with RST_STREAM
-//! PROTOCOL_ERROR. So the upstream never sees such a request complete, a zero-length request
-//! whose HEADERS did not end the stream is held until END_STREAM, and the body bytes that
-//! would complete a declared length are held until END_STREAM arrives; when DATA overruns
-//! instead, the upstream request is abandoned short of its length.
+//! A zero-length request whose HEADERS did not end the stream is held here until END_STREAM
+//! (RFC 9113 §8.1.1; the body module holds the rest of a declared length).
 
 use std::future::poll_fn;
 use std::io;
@@ -18,19 +14,19 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::body::H2Body;
 use super::head::{self, is_connection_specific, H2HeadError};
-use crate::downstream::{BodyLength, BodySource, Downstream, OutHead, ResponseSink, SinkReport};
+use crate::downstream::{BodyLength, Downstream, OutHead, ResponseSink, SinkReport};
 use crate::error::ProxyError;
 use crate::http::body::BodyError;
 use crate::http::limits::SessionLimits;
 use crate::http::request::{BodyFraming, HeadError};
 use crate::http::response::Response;
-use crate::http::trailers::forbidden_in_trailer;
 use crate::observe;
 use crate::pipeline::{self, RequestCtx};
 use crate::worker::state::WorkerState;
@@ -98,133 +94,6 @@ pub async fn serve_stream(
     let ctx = RequestCtx::new(&head, peer, tls, &worker);
     pipeline::handle(&worker, &head, &ctx, &mut exchange).await;
     exchange.sink.end_unfinished();
-}
-
-/// The request body of one stream.
-pub struct H2Body {
-    recv: RecvStream,
-    pending: Bytes,
-    received: u64,
-    done: bool,
-    idle: Duration,
-    /// The request's `content-length`, if it declared one: the bytes that reach it are held
-    /// until END_STREAM confirms it.
-    declared: Option<u64>,
-    /// The trailing HEADERS of the request as `Name: value\r\n` lines (the raw form a chunked
-    /// HTTP/1.1 body's trailers have), once the body ended.
-    trailers: Vec<u8>,
-}
-
-impl BodySource for H2Body {
-    async fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, BodyError> {
-        loop {
-            if !self.pending.is_empty() {
-                let n = self.pending.len().min(max);
-                out.extend_from_slice(&self.pending[..n]);
-                self.pending.advance(n);
-                self.received += n as u64;
-                // Consumed: the client may send as much again.
-                let _ = self.recv.flow_control().release_capacity(n);
-                return Ok(n);
-            }
-            if self.done || max == 0 {
-                return Ok(0);
-            }
-            let next = monoio::time::timeout(self.idle, poll_fn(|cx| self.recv.poll_data(cx)));
-            match next.await {
-                Err(_) => return Err(BodyError::IdleTimeout),
-                Ok(None) => {
-                    self.done = true;
-                    self.take_trailers().await?;
-                }
-                Ok(Some(Ok(b))) => {
-                    self.pending = b;
-                    if self.completes_declared() {
-                        // Not one byte of the chunk that would complete the request goes out
-                        // before END_STREAM says nothing follows it.
-                        self.confirm_end().await?;
-                    }
-                }
-                Ok(Some(Err(e))) if e.is_reset() || e.is_io() => return Err(BodyError::Truncated),
-                Ok(Some(Err(e))) => return Err(BodyError::Io(io::Error::other(e))),
-            }
-        }
-    }
-
-    fn received(&self) -> u64 {
-        self.received
-    }
-
-    fn is_complete(&self) -> bool {
-        self.pending.is_empty() && (self.done || self.recv.is_end_stream())
-    }
-
-    fn trailers(&self) -> &[u8] {
-        &self.trailers
-    }
-}
-
-impl H2Body {
-    /// Whether what was received reaches the declared length.
-    fn completes_declared(&self) -> bool {
-        self.declared
-            .is_some_and(|d| self.received + self.pending.len() as u64 >= d)
-    }
-
-    /// Waits for the end of the stream (END_STREAM, possibly on trailers) once the declared
-    /// length is reached. DATA beyond the length is refused: h2 resets the stream with
-    /// PROTOCOL_ERROR and reports the reset here (`Truncated`); a non-empty chunk that got
-    /// through anyway is refused the same way.
-    async fn confirm_end(&mut self) -> Result<(), BodyError> {
-        while !self.done {
-            if self.recv.is_end_stream() {
-                self.done = true;
-                break;
-            }
-            let next = monoio::time::timeout(self.idle, poll_fn(|cx| self.recv.poll_data(cx)));
-            match next.await {
-                Err(_) => return Err(BodyError::IdleTimeout),
-                Ok(None) => {
-                    self.done = true;
-                    self.take_trailers().await?;
-                }
-                Ok(Some(Ok(b))) if b.is_empty() => {}
-                Ok(Some(Ok(_))) => {
-                    return Err(BodyError::Io(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "DATA beyond content-length",
-                    )))
-                }
-                Ok(Some(Err(e))) if e.is_reset() || e.is_io() => return Err(BodyError::Truncated),
-                Ok(Some(Err(e))) => return Err(BodyError::Io(io::Error::other(e))),
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the request's trailing HEADERS, if any (h2 already bounded them by the header
-    /// list limit and checked their names and values).
-    async fn take_trailers(&mut self) -> Result<(), BodyError> {
-        let next = monoio::time::timeout(self.idle, poll_fn(|cx| self.recv.poll_trailers(cx)));
-        let fields = match next.await {
-            Err(_) => return Err(BodyError::IdleTimeout),
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(fields))) => fields,
-            Ok(Err(e)) if e.is_reset() || e.is_io() => return Err(BodyError::Truncated),
-            Ok(Err(e)) => return Err(BodyError::Io(io::Error::other(e))),
-        };
-        for (name, value) in &fields {
-            // Fields a trailer may not carry are never forwarded (spec §3).
-            if forbidden_in_trailer(name.as_str().as_bytes()) {
-                continue;
-            }
-            self.trailers.extend_from_slice(name.as_str().as_bytes());
-            self.trailers.extend_from_slice(b": ");
-            self.trailers.extend_from_slice(value.as_bytes());
-            self.trailers.extend_from_slice(b"\r\n");
-        }
-        Ok(())
-    }
 }
 
 /// The response side of one stream.
@@ -479,15 +348,7 @@ impl H2Exchange {
         head_only: bool,
     ) -> Self {
         H2Exchange {
-            body: H2Body {
-                recv,
-                pending: Bytes::new(),
-                received: 0,
-                done: false,
-                idle: limits.body_idle_timeout,
-                declared: None,
-                trailers: Vec::new(),
-            },
+            body: H2Body::new(recv, limits.body_idle_timeout),
             sink: H2Sink {
                 respond,
                 send: None,
